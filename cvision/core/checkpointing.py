@@ -1,0 +1,131 @@
+"""Checkpoints that resume: orbax, keep the last K, check what is restored.
+
+Each checkpoint holds the whole `TrainState` and a small JSON description of
+the model that wrote it (task name and every state leaf's shape and dtype).
+Restoring compares that description with the model being restored into and
+fails with a message naming what differs, before any array is read.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from cvision.core.train_state import TrainState
+
+PyTree = Any
+_MAX_LISTED = 8
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint does not fit the model or config it is restored into."""
+
+
+def describe_state(task_name: str, abstract_state: PyTree) -> dict[str, Any]:
+  """The JSON-able description stored beside each checkpoint."""
+  leaves = jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+  return {
+      'task': task_name,
+      'leaves': {
+          jax.tree_util.keystr(path): [list(leaf.shape), str(leaf.dtype)]
+          for path, leaf in leaves
+      },
+  }
+
+
+def _diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  problems = []
+  if saved['task'] != current['task']:
+    problems.append(f"it was written by task {saved['task']!r}, this run is "
+                    f"task {current['task']!r}")
+  old, new = saved['leaves'], current['leaves']
+  missing = sorted(set(new) - set(old))
+  extra = sorted(set(old) - set(new))
+  changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
+  if missing:
+    problems.append('absent from the checkpoint: ' + ', '.join(
+        missing[:_MAX_LISTED]) + (' ...' if len(missing) > _MAX_LISTED else ''))
+  if extra:
+    problems.append('not in this model: ' + ', '.join(
+        extra[:_MAX_LISTED]) + (' ...' if len(extra) > _MAX_LISTED else ''))
+  for key in changed[:_MAX_LISTED]:
+    problems.append(f'{key}: checkpoint has shape/dtype {old[key]}, this '
+                    f'model {new[key]}')
+  if len(changed) > _MAX_LISTED:
+    problems.append(f'... and {len(changed) - _MAX_LISTED} more differing '
+                    'leaves')
+  return problems
+
+
+class Checkpointer:
+  """Saves every N steps and at the end; restores the latest automatically."""
+
+  def __init__(self, directory: str, *, keep: int, task_name: str,
+               abstract_state: TrainState):
+    """Args:
+
+      directory: where checkpoints live (created if missing).
+      keep: how many recent checkpoints to keep.
+      task_name: the model's name, stored and checked on restore.
+      abstract_state: the state's shapes, dtypes and shardings
+        (`jax.ShapeDtypeStruct`s with `.sharding`), used to restore.
+    """
+    self.directory = os.path.abspath(directory)
+    self._abstract_state = abstract_state
+    self._description = describe_state(task_name, abstract_state)
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, state: TrainState, *, force: bool = False) -> bool:
+    step = int(jax.device_get(state.step))
+    if step in self._manager.all_steps():
+      return False
+    return self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            model=ocp.args.JsonSave(self._description)),
+        force=force)
+
+  def check_compatible(self, step: int) -> None:
+    """Raises `CheckpointMismatchError` if checkpoint `step` does not fit."""
+    path = os.path.join(self.directory, str(step))
+    try:
+      saved = self._manager.restore(
+          step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))['model']
+    except (FileNotFoundError, KeyError, ValueError) as e:
+      raise CheckpointMismatchError(
+          f'Checkpoint {path} has no model description (was it written by '
+          f'cvision?): {e}') from e
+    problems = _diff(saved, self._description)
+    if problems:
+      raise CheckpointMismatchError(
+          f'Checkpoint {path} does not match this model/config:\n  - '
+          + '\n  - '.join(problems)
+          + '\nUse a fresh --workdir, or the config that wrote it.')
+
+  def restore(self, step: int | None = None) -> TrainState:
+    """Restores checkpoint `step` (default: latest) into the abstract state."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    self.check_compatible(step)
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(self._abstract_state)))
+    return restored['state']
+
+  def wait(self) -> None:
+    """Blocks until asynchronous saves have been written."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()

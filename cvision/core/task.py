@@ -1,0 +1,77 @@
+"""What a model brings to the shared train-step core.
+
+A project (codec, augmenter, S3D, memory models, ...) is a `Task`: a way to
+initialise variables, a pure loss, and a pure evaluation function. The core
+(`cvision.core.train_step`, `cvision.core.trainer`) owns everything else:
+optimizer, sharding, precision, gradient accumulation, checkpoints, logging.
+
+Conventions
+-----------
+* `variables` is a Flax variables dict: `{'params': ..., <collection>: ...}`.
+  Every collection other than `params` is *mutable state* (batch statistics,
+  codebook EMA statistics, ...): the loss returns its new value and the core
+  stores it in the train state. Parameters may be boxed with
+  `nn.with_logical_partitioning`; the core unboxes them.
+* `batch` is a dict of arrays whose leading axis is the (global) batch.
+* Losses are pure: no Python side effects, no global state, jittable.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Protocol
+
+import jax
+
+PyTree = Any
+Batch = Mapping[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class InitFn(Protocol):
+
+  def __call__(self, rng: jax.Array, batch: Batch) -> PyTree:
+    """Returns the variables dict for a model seeing `batch` (shapes only)."""
+
+
+class LossFn(Protocol):
+
+  def __call__(self, params: PyTree, collections: PyTree, batch: Batch,
+               rng: jax.Array) -> tuple[jax.Array, tuple[Metrics, PyTree]]:
+    """Returns `(scalar_loss, (metrics, new_collections))`.
+
+    `metrics` are scalars averaged over the batch; `new_collections` has the
+    structure of `collections` (return it unchanged when nothing is mutable).
+    """
+
+
+class EvalFn(Protocol):
+
+  def __call__(self, params: PyTree, collections: PyTree,
+               batch: Batch) -> Metrics:
+    """Returns per-example metrics, each of shape `[B]`.
+
+    The core averages them over a whole split, leaving out the padding that
+    fills the last batch (so an evaluation is exact, whatever the batch size).
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A model plugged into the core: init, loss and evaluation, nothing else.
+
+  Attributes:
+    name: identifies the model in checkpoints; restoring a checkpoint written
+      by a task of another name fails with a message naming both.
+    init: builds the variables from an example batch.
+    loss: the training loss (see `LossFn`).
+    evaluate: per-example evaluation metrics for one batch (see `EvalFn`).
+    input_keys: the batch entries the task reads; the input pipeline drops the
+      others before they reach the device.
+  """
+  name: str
+  init: InitFn
+  loss: LossFn
+  evaluate: EvalFn
+  input_keys: tuple[str, ...]
+  extras: Mapping[str, Callable[..., Any]] = dataclasses.field(
+      default_factory=dict)

@@ -1,0 +1,183 @@
+"""TFDS dataset to batches to sharded global `jax.Array`s on the mesh.
+
+One way of reading, for every dataset: TFDS builders write `array_record`
+files, read back as random-access data sources and batched with grain. We
+chose grain over tf.data because it needs no TensorFlow (1.4 GB and 4.5 s of
+import saved), and because random access makes the data order a pure
+function of (seed, step): batch `s` of a run is `dataset[s]`, so a resumed run
+reads exactly the batches an uninterrupted one would, with no iterator state
+to checkpoint.
+
+Multi-host: each process reads its own slice of the examples
+(`[process_index::process_count]`), batches `global_batch / process_count` of
+them, and the local batches are assembled into global arrays sharded over the
+`data` mesh axis with `jax.make_array_from_process_local_data`.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding
+
+Example = Mapping[str, Any]
+VALID_KEY = '_valid'  # Marks real examples (True) against eval padding.
+
+
+def load_builder(config: ml_collections.ConfigDict):
+  """The TFDS builder named by `config.data`, built first when needed.
+
+  Either `data.dataset_dir` (a prepared TFDS dataset directory, e.g. a code
+  dataset written by `--mode=encode`), or `data.name` (a builder of
+  `data_pipelines.build`, e.g. `moving_digits`) with `data.builder_kwargs`
+  and `data.data_dir`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  dataset_dir = config.get('dataset_dir')
+  if dataset_dir:
+    if not os.path.isfile(os.path.join(dataset_dir, 'dataset_info.json')):
+      raise FileNotFoundError(
+          f'data.dataset_dir={dataset_dir!r} is not a prepared TFDS dataset '
+          '(no dataset_info.json).')
+    return tfds.builder_from_directory(dataset_dir)
+  from data_pipelines import build  # pylint: disable=g-import-not-at-top
+  return build.build_dataset(config.name, config.data_dir,
+                             **dict(config.get('builder_kwargs', {})))
+
+
+def load_source(config: ml_collections.ConfigDict, split: str):
+  """A random-access source of examples (dicts of numpy arrays)."""
+  builder = load_builder(config)
+  if split not in builder.info.splits:
+    raise ValueError(f'Split {split!r} not in dataset {builder.info.full_name}'
+                     f'; it has {sorted(builder.info.splits)}.')
+  return builder.as_data_source(split=split)
+
+
+def _select(keys: Sequence[str]) -> Callable[[Example], dict[str, np.ndarray]]:
+  def select(example: Example) -> dict[str, np.ndarray]:
+    missing = [k for k in keys if k not in example]
+    if missing:
+      raise KeyError(f'The dataset has no {missing}; it has '
+                     f'{sorted(example)}.')
+    return {k: np.asarray(example[k]) for k in keys}
+  return select
+
+
+def _host_slice(dataset: grain.MapDataset) -> grain.MapDataset:
+  return dataset[jax.process_index()::jax.process_count()]
+
+
+def _local_batch_size(global_batch_size: int) -> int:
+  if global_batch_size % jax.process_count():
+    raise ValueError(f'Batch size {global_batch_size} is not divisible by the '
+                     f'{jax.process_count()} processes.')
+  return global_batch_size // jax.process_count()
+
+
+def train_dataset(source, *, global_batch_size: int, seed: int,
+                  keys: Sequence[str],
+                  preprocess: Callable[[dict, np.random.Generator], dict]
+                  | None = None) -> grain.MapDataset:
+  """An endless, shuffled dataset of local batches; item `s` is step `s`.
+
+  Args:
+    source: random-access examples.
+    global_batch_size: examples per step over all processes.
+    seed: data order (and random preprocessing) is a function of it.
+    keys: entries kept (the rest never leave the host).
+    preprocess: optional `(example, np_rng) -> example`, seeded per example,
+      so random augmentation is reproducible too.
+  """
+  if len(source) == 0:
+    raise ValueError('The training split is empty.')
+  dataset = _host_slice(grain.MapDataset.source(source))
+  local_batch = _local_batch_size(global_batch_size)
+  if len(dataset) < local_batch:
+    raise ValueError(f'The training split has {len(dataset)} examples on this '
+                     f'host, fewer than the batch size {local_batch}.')
+  dataset = dataset.shuffle(seed=seed).repeat(reseed_each_epoch=True)
+  dataset = dataset.map(_select(keys))
+  if preprocess is not None:
+    dataset = dataset.random_map(preprocess, seed=seed)
+  return dataset.batch(local_batch, drop_remainder=True)
+
+
+def to_global(batch: Mapping[str, np.ndarray],
+              sharding: NamedSharding) -> dict[str, jax.Array]:
+  """Assembles each process's local batch into global sharded arrays."""
+  return {k: jax.make_array_from_process_local_data(sharding, v)
+          for k, v in batch.items()}
+
+
+def _prefetch_to_device(batches: Iterable[Mapping[str, np.ndarray]],
+                        sharding: NamedSharding,
+                        size: int) -> Iterator[dict[str, jax.Array]]:
+  # Transfers are asynchronous: keeping `size` batches in flight overlaps
+  # host-to-device copies with the running step.
+  queue = collections.deque()
+  for batch in batches:
+    queue.append(to_global(batch, sharding))
+    if len(queue) > size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+def train_iterator(dataset: grain.MapDataset, *, start_step: int,
+                   sharding: NamedSharding, num_threads: int = 4,
+                   host_prefetch: int = 8,
+                   device_prefetch: int = 2) -> Iterator[dict[str, jax.Array]]:
+  """Global batches for steps `start_step, start_step + 1, ...`."""
+  read_options = grain.ReadOptions(num_threads=num_threads,
+                                   prefetch_buffer_size=host_prefetch)
+  local = dataset[start_step:].to_iter_dataset(read_options)
+  return _prefetch_to_device(local, sharding, device_prefetch)
+
+
+def eval_batches(source, *, global_batch_size: int, keys: Sequence[str],
+                 sharding: NamedSharding,
+                 max_batches: int | None = None
+                 ) -> Iterator[dict[str, jax.Array]]:
+  """One ordered pass over a split, padded to whole batches.
+
+  Every batch carries `VALID_KEY` (`[B] bool`), False on padding; all
+  processes yield the same number of batches.
+  """
+  local_batch = _local_batch_size(global_batch_size)
+  num_examples = len(source)
+  if num_examples == 0:
+    raise ValueError('The evaluation split is empty.')
+  per_host = math.ceil(num_examples / jax.process_count())
+  num_batches = math.ceil(per_host / local_batch)
+  if max_batches is not None:
+    num_batches = min(num_batches, max_batches)
+  dataset = _host_slice(grain.MapDataset.source(source)).map(_select(keys))
+  filler = dataset[0] if len(dataset) else _select(keys)(source[0])
+
+  def local_batches():
+    for b in range(num_batches):
+      indices = range(b * local_batch, min((b + 1) * local_batch,
+                                           len(dataset)))
+      examples = [dataset[i] for i in indices]
+      valid = [True] * len(examples) + [False] * (local_batch - len(examples))
+      examples += [filler] * (local_batch - len(examples))
+      batch = {k: np.stack([e[k] for e in examples]) for k in keys}
+      batch[VALID_KEY] = np.asarray(valid)
+      yield batch
+
+  return _prefetch_to_device(local_batches(), sharding, 2)
+
+
+def batch_spec(source, *, global_batch_size: int,
+               keys: Sequence[str]) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes and dtypes of a global batch, read off the first example."""
+  example = _select(keys)(source[0])
+  return {k: jax.ShapeDtypeStruct((global_batch_size,) + v.shape, v.dtype)
+          for k, v in example.items()}

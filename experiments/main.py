@@ -1,0 +1,58 @@
+r"""The one binary: train, evaluate, encode, decode any cvision experiment.
+
+  python experiments/main.py --config=experiments/configs/NAME.py[:PRESET] \
+      --workdir=DIR --mode=train|eval|... [--config.train.steps=100 ...]
+
+`--mode` is `train` or `eval` for every task; a task may add its own modes
+(the codec adds `encode` and `decode`). Multi-host: pass --jax_distributed on
+every host (TPU pods and SLURM/GPU clusters are auto-detected by
+`jax.distributed.initialize`).
+"""
+import os
+import sys
+
+# Runs as a script from anywhere: the repository root holds the packages.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from cvision import tasks
+from cvision.core import metric_logging
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, with an optional :PRESET.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, '
+                               'summaries, config, results.')
+_MODE = flags.DEFINE_string('mode', 'train', 'train | eval | a task mode.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'jax_distributed', False, 'Call jax.distributed.initialize() first '
+    '(multi-host runs).')
+flags.mark_flags_as_required(['config', 'workdir'])
+EXIT_PREEMPTED = 143  # 128 + SIGTERM: schedulers read it as "stopped".
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  metric_logging.quiet_library_logs()
+  config = _CONFIG.value
+  modes = tasks.modes(config)
+  if _MODE.value not in modes:
+    raise app.UsageError(f'--mode={_MODE.value} is not a mode of task '
+                         f'{config.task!r}; choose from {sorted(modes)}.')
+  logging.info('%s on %d %s device(s), %d process(es).', _MODE.value,
+               jax.device_count(), jax.default_backend(), jax.process_count())
+  result = modes[_MODE.value](config, _WORKDIR.value)
+  if isinstance(result, dict) and result.get('preempted'):
+    sys.exit(EXIT_PREEMPTED)
+
+
+if __name__ == '__main__':
+  app.run(main)
