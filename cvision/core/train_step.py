@@ -142,7 +142,7 @@ def train_step(state: TrainState, batch: Batch, *, task: Task,
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {k: v.astype(jnp.float32) for k, v in metrics.items()}
-  metrics.update(loss=loss, grad_norm=optax.global_norm(grads))
+  metrics.update(loss=loss, grad_norm=optax.tree.norm(grads))
   new_state = state.replace(step=state.step + 1, params=params,
                             opt_state=opt_state, collections=collections)
   return new_state, metrics

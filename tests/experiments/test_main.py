@@ -1,0 +1,40 @@
+"""The binary end to end: train, eval, overrides, artefacts, bad flags."""
+import glob
+import json
+import os
+
+from tests.conftest import main_args, run_main
+
+AE_TINY = 'experiments/configs/autoencoder.py:tiny'
+
+
+def test_train_then_eval_writes_every_artefact(tmp_path, data_dir):
+  workdir = str(tmp_path / 'run')
+  proc = run_main(main_args(AE_TINY, workdir, data_dir,
+                            '--config.train.steps=4', '--alsologtostderr'))
+  assert 'step 4/4' in proc.stderr and 'steps/s' in proc.stderr
+  assert 'ETA' in proc.stderr
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['train']['steps'] == 4  # The override was applied.
+  assert glob.glob(os.path.join(workdir, 'tensorboard', 'events.out.*'))
+  run_main(main_args(AE_TINY, workdir, data_dir, '--mode=eval'))
+  with open(os.path.join(workdir, 'eval_test.json')) as f:
+    result = json.load(f)
+  assert result['step'] == 4 and result['split'] == 'test'
+  assert 0 < result['metrics']['mae'] < 1 and result['metrics']['psnr'] > 0
+
+
+def test_eval_without_a_checkpoint_says_so(tmp_path, data_dir):
+  proc = run_main(main_args(AE_TINY, str(tmp_path / 'empty'), data_dir,
+                            '--mode=eval'), check=False)
+  assert proc.returncode != 0 and 'No checkpoint in' in proc.stderr
+
+
+def test_unknown_mode_and_preset_are_named(tmp_path, data_dir):
+  proc = run_main(main_args(AE_TINY, str(tmp_path / 'r'), data_dir,
+                            '--mode=encode'), check=False)
+  assert proc.returncode != 0
+  assert '--mode=encode is not a mode of task' in proc.stderr
+  proc = run_main(main_args('experiments/configs/autoencoder.py:huge',
+                            str(tmp_path / 'r'), data_dir), check=False)
+  assert proc.returncode != 0 and "Unknown preset(s) ['huge']" in proc.stderr
