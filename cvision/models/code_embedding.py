@@ -1,0 +1,76 @@
+"""Input layer that turns integer neural codes into float features.
+
+The codec quantises each location with N codebooks of K entries of size D.
+A downstream model sees the codes' embeddings, concatenated along channels:
+codebook n fills channels [n * D, (n + 1) * D). The codebooks belong to the
+frozen codec, so they are an input here, never a trainable parameter.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def embed_codes(codebooks: Array, codes: Array,
+                dtype: Any = jnp.float32) -> Array:
+  """Looks up codes in their codebooks, on device.
+
+  Args:
+    codebooks: `[N, K, D]` float, codebook n's K embeddings of size D.
+    codes: `[..., N]` any integer dtype (e.g. `[B, T, H, W, N]` uint16), the
+      index into codebook n at each location.
+    dtype: output dtype.
+
+  Returns:
+    `[..., N * D]` embeddings. Codes outside [0, K) give NaN (jnp.take
+    'fill'), so corrupt codes show up instead of silently reading another
+    entry.
+
+  Raises:
+    ValueError: on rank / codebook-count mismatch or non-integer codes.
+  """
+  codebooks = jnp.asarray(codebooks)
+  codes = jnp.asarray(codes)
+  if codebooks.ndim != 3:
+    raise ValueError(f'codebooks must be [N, K, D], got {codebooks.shape}.')
+  num_books, _, dim = codebooks.shape
+  if codes.ndim < 1 or codes.shape[-1] != num_books:
+    raise ValueError(
+        f'codes must end in N={num_books} codebooks, got {codes.shape}.')
+  if not jnp.issubdtype(codes.dtype, jnp.integer):
+    raise ValueError(f'codes must be integers, got {codes.dtype}.')
+  # The codec is frozen: no gradient should ever reach its codebooks.
+  codebooks = jax.lax.stop_gradient(codebooks.astype(dtype))
+  # int32 so unsigned codes index like signed ones (K is far below 2**31).
+  codes = codes.astype(jnp.int32)
+  # jnp.take wraps negative indices numpy-style; send them out of range
+  # instead so that they are filled with NaN like any other invalid code.
+  codes = jnp.where(codes < 0, codebooks.shape[1], codes)
+  # One take per codebook, mapped over N: [..., N] -> [..., N, D].
+  take = lambda book, idx: jnp.take(
+      book, idx, axis=0, mode='fill', fill_value=jnp.nan)
+  out = jax.vmap(take, in_axes=(0, -1), out_axes=-2)(codebooks, codes)
+  return out.reshape(*codes.shape[:-1], num_books * dim)
+
+
+class CodeEmbedding(nn.Module):
+  """`[B, T, H, W, N]` int codes -> `[B, T, H, W, N * D]` float embeddings.
+
+  The frozen codebooks `[N, K, D]` are given either as the `codebooks`
+  attribute or per call (the call argument wins); the module has no
+  parameters.
+  """
+  codebooks: Optional[Array] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, codes: Array, codebooks: Optional[Array] = None) -> Array:
+    books = self.codebooks if codebooks is None else codebooks
+    if books is None:
+      raise ValueError('CodeEmbedding needs codebooks [N, K, D].')
+    return embed_codes(books, codes, self.dtype)

@@ -1,0 +1,200 @@
+"""Tests for cvision.models.s3d (tiny widths; shapes via jax.eval_shape)."""
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cvision.models import code_embedding
+from cvision.models import s3d
+
+RGB_THW = (8, 64, 64)
+GRIDS = {'rgb': RGB_THW, 'quarter': (8, 16, 16), 'eighth': (8, 8, 8)}
+# Channels a code net sees: N * D of the codec (any value works).
+IN_CHANNELS = {'rgb': 3, 'quarter': 8, 'eighth': 16}
+WIDTH = 0.125
+NUM_CLASSES = 5
+
+
+def _model(grid, **kwargs):
+  stem = s3d.stem_for_input(GRIDS[grid], RGB_THW)
+  return s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=stem, **kwargs)
+
+
+def _shapes(model, thw, channels, batch=2):
+  """(logits, endpoints) shapes and abstract variables, without compute."""
+  x = jax.ShapeDtypeStruct((batch, *thw, channels), jnp.float32)
+  variables = jax.eval_shape(
+      lambda x: model.init(jax.random.key(0), x, train=False), x)
+  out = jax.eval_shape(
+      lambda v, x: model.apply(v, x, train=False, return_features=True),
+      variables, x)
+  return out, variables
+
+
+def test_stem_tables():
+  rgb = s3d.stem_for_input((32, 224, 224))
+  assert rgb == s3d.StemConfig()
+  assert rgb.strides == ((2, 2, 2), (1, 2, 2), (1, 2, 2), (2, 2, 2))
+  quarter = s3d.stem_for_input((32, 56, 56))
+  assert quarter.strides == ((2, 1, 1), (1, 1, 1), (1, 2, 2), (2, 2, 2))
+  eighth = s3d.stem_for_input((32, 28, 28))
+  assert eighth.strides == ((2, 1, 1), (1, 1, 1), (1, 1, 1), (2, 2, 2))
+  assert (eighth.conv1_channels, eighth.conv2_channels) == (64, 64)
+  custom = s3d.stem_for_input((32, 28, 28), conv1_channels=128,
+                              conv2_channels=96)
+  assert (custom.conv1_channels, custom.conv2_channels) == (128, 96)
+
+
+@pytest.mark.parametrize('thw, rgb, match', [
+    ((32, 448, 448), (32, 224, 224), 'larger'),
+    ((32, 75, 75), (32, 224, 224), 'power of two'),
+    ((16, 56, 56), (32, 224, 224), 'time'),
+    ((32, 56, 28), (32, 224, 224), 'different factors'),
+])
+def test_stem_for_input_rejects_unmatchable_grids(thw, rgb, match):
+  with pytest.raises(ValueError, match=match):
+    s3d.stem_for_input(thw, rgb)
+
+
+def test_code_nets_reproduce_rgb_internal_shapes():
+  (_, rgb_ends), _ = _shapes(_model('rgb'), GRIDS['rgb'], 3)
+  for grid in ('quarter', 'eighth'):
+    (_, ends), _ = _shapes(_model(grid), GRIDS[grid], IN_CHANNELS[grid])
+    # From the second max-pool on (all of Mixed_3b..5c) shapes are identical.
+    after_stem = [k for k in rgb_ends if k.startswith(('Mixed', 'MaxPool_4',
+                                                        'MaxPool_5'))]
+    assert 'Mixed_3b' in after_stem and len(after_stem) == 11
+    for key in after_stem + ['features', 'pre_logits']:
+      assert ends[key].shape == rgb_ends[key].shape, (grid, key)
+  # 256 * 0.125 channels, with the two 32-channel branches clamped to 8.
+  assert rgb_ends['Mixed_3b'].shape == (2, 4, 8, 8, 40)
+  assert rgb_ends['features'].shape == (2, 1, 2, 2, 128)  # 1024 * 0.125
+  assert s3d.output_thw(RGB_THW) == (1, 2, 2)
+
+
+@pytest.mark.parametrize('grid', list(GRIDS))
+@pytest.mark.parametrize('head', ['video', 'frame'])
+def test_output_shapes(grid, head):
+  (logits, ends), _ = _shapes(_model(grid, head=head), GRIDS[grid],
+                              IN_CHANNELS[grid], batch=3)
+  t = GRIDS[grid][0]
+  expected = (3, NUM_CLASSES) if head == 'video' else (3, t, NUM_CLASSES)
+  assert logits.shape == expected
+  assert logits.dtype == jnp.float32
+  assert ends['features'].shape[1:4] == (1, 2, 2)
+
+
+@pytest.mark.parametrize('t', [8, 12, 16])
+def test_frame_head_length_equals_input_frames(t):
+  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, head='frame')
+  (logits, ends), _ = _shapes(model, (t, 32, 32), 3, batch=1)
+  assert logits.shape == (1, t, NUM_CLASSES)
+  assert ends['features'].shape[1] == s3d.output_thw((t, 32, 32))[0]
+
+
+def test_upsample_time_is_nearest_repeat():
+  x = jnp.arange(3.)[None, :, None]  # [1, T'=3, 1]
+  np.testing.assert_array_equal(
+      s3d.upsample_time(x, 6)[0, :, 0], [0, 0, 1, 1, 2, 2])
+  np.testing.assert_array_equal(
+      s3d.upsample_time(x, 4)[0, :, 0], [0, 0, 1, 2])
+
+
+def _paths(tree):
+  return {'/'.join(k.key for k in path)
+          for path, _ in jax.tree_util.tree_leaves_with_path(nn.unbox(tree))}
+
+
+def test_gating_adds_only_gate_params():
+  _, plain = _shapes(_model('rgb'), RGB_THW, 3)
+  _, gated = _shapes(_model('rgb', gating=True), RGB_THW, 3)
+  plain, gated = _paths(plain['params']), _paths(gated['params'])
+  assert plain < gated
+  gate_modules = {p.rsplit('/', 2)[0] for p in gated - plain}
+  assert all(p.endswith('gate') for p in gate_modules)
+  # One after Conv3d_2c, one per branch of the nine mixed blocks.
+  assert len(gate_modules) == 1 + 9 * 4
+  assert len(gated - plain) == 2 * len(gate_modules)  # Kernel and bias.
+
+
+def test_params_have_logical_axis_names():
+  _, variables = _shapes(_model('rgb', gating=True), RGB_THW, 3)
+  specs = nn.get_partition_spec(variables)['params']
+  conv = specs['Conv3d_1a_7x7']['spatial']['conv']['kernel']
+  assert tuple(conv) == s3d.CONV_AXES
+  assert tuple(specs['logits']['kernel']) == s3d.CLASSIFIER_AXES
+  gate = specs['Mixed_3b']['Branch_0_gate']['dense']['kernel']
+  assert tuple(gate) == s3d.GATE_AXES
+  assert tuple(specs['Mixed_5c']['Branch_3_1x1']['bn']['scale']) == (
+      'embed_out',)
+
+
+def _numpy_init(model, x):
+  """Variables with `model.init`'s shapes, filled on the host.
+
+  `model.init` on this 2-core CPU spends ~40 s compiling ~120 threefry
+  initialisers; the shapes are what matter here (init itself is covered by
+  the eval_shape tests), so use fan-in scaled normals, BN scale 1, rest 0.
+  """
+  rng = np.random.default_rng(1)
+  abstract = nn.unbox(jax.eval_shape(
+      lambda x: model.init(jax.random.key(0), x, train=False), x))
+
+  def fill(path, leaf):
+    name = path[-1].key
+    if leaf.ndim > 1:  # Conv and dense kernels: [..., fan_in, fan_out].
+      fan_in = np.prod(leaf.shape[:-1])
+      return rng.normal(size=leaf.shape).astype(np.float32) / np.sqrt(fan_in)
+    return np.full(leaf.shape, name in ('scale', 'var'), np.float32)
+
+  return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+def test_adam_lowers_cross_entropy_on_codes():
+  """Codes at 1/4 of a (8, 64, 64) pixel grid -> embedding -> S3D-G."""
+  rng = np.random.default_rng(0)
+  books = rng.normal(size=(2, 16, 4)).astype(np.float32)  # N=2, K=16, D=4.
+  # A 16x16 grid keeps 2x2 positions at the end: with 1x1 and a batch of 4,
+  # BatchNorm statistics are too noisy for a few steps to make progress.
+  codes = rng.integers(0, 16, size=(4, 8, 16, 16, 2)).astype(np.uint16)
+  labels = np.array([0, 1, 2, 3])
+  model = s3d.S3D(4, width_multiplier=WIDTH, gating=True, dropout_rate=0.,
+                  stem=s3d.stem_for_input((8, 16, 16), RGB_THW))
+  embed = code_embedding.CodeEmbedding(codebooks=books)
+  x = embed.apply({}, codes)
+  variables = _numpy_init(model, x)
+  params, batch_stats = variables['params'], variables['batch_stats']
+  tx = optax.adam(1e-2)
+  opt_state = tx.init(params)
+
+  def loss_fn(params, batch_stats):
+    logits, new_state = model.apply(
+        {'params': params, 'batch_stats': batch_stats}, x, train=True,
+        mutable=['batch_stats'])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return loss.mean(), new_state['batch_stats']
+
+  # Optimisation level 0 halves XLA's CPU compile time of this deep graph.
+  @functools.partial(jax.jit,
+                     compiler_options={'xla_backend_optimization_level': 0})
+  def step(params, batch_stats, opt_state):
+    (loss, batch_stats), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(params, batch_stats)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), batch_stats, opt_state, loss
+
+  losses = []
+  for _ in range(6):
+    params, batch_stats, opt_state, loss = step(params, batch_stats,
+                                                opt_state)
+    losses.append(float(loss))
+  assert np.isfinite(losses).all()
+  assert losses[-1] < losses[0] - 0.3, losses
+  # Running statistics were updated by the train-mode passes.
+  mean0 = variables['batch_stats']['Mixed_3b']['Branch_0_1x1']['bn']['mean']
+  mean = batch_stats['Mixed_3b']['Branch_0_1x1']['bn']['mean']
+  assert not np.allclose(mean0, mean)
