@@ -205,13 +205,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return result
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Evaluates the latest checkpoint in `workdir` on `config.eval.split`."""
+def restore_trained(config: ml_collections.ConfigDict, workdir: str) -> Setup:
+  """The run in `workdir` at its latest checkpoint; an error if it has none."""
   ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir) or not os.listdir(ckpt_dir):
+  if not os.path.isdir(ckpt_dir) or not any(
+      d.isdigit() for d in os.listdir(ckpt_dir)):
     raise FileNotFoundError(f'No checkpoint in {ckpt_dir}: train first '
                             '(--mode=train) or point --workdir at a run.')
-  run = setup(config, workdir)
+  return setup(config, workdir)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Evaluates the latest checkpoint in `workdir` on `config.eval.split`."""
+  run = restore_trained(config, workdir)
   eval_fn = train_step_lib.make_eval_step(
       run.task, state_shardings=run.state_shardings, mesh=run.mesh,
       compute_dtype_name=config.train.compute_dtype)

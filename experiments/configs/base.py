@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-import ml_collections
+import ml_collections  # re-exported for config files
 
 
 def default_data_dir() -> str:

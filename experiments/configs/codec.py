@@ -1,0 +1,140 @@
+r"""The neural video codec (VQ-VAE, Wiles et al. 2022, Sec. 3.2, App. E).
+
+  python experiments/main.py --config=experiments/configs/codec.py:cpu \
+      --workdir=/tmp/codec --mode=train|eval|encode|decode
+
+Presets (after the colon; comma-separated presets apply in order):
+
+| preset | input        | E_s | grid (T,H,W) | N | K    | CR    | for         |
+|--------|--------------|-----|--------------|---|------|-------|-------------|
+| cr30   | 32x256x256   | 3   | 32x32x32     | 4 | 4096 | 32    | GPU/TPU     |
+| cr236  | 32x256x256   | 4   | 32x16x16     | 2 | 8192 | 236.3 | GPU/TPU     |
+| cr256  | 32x256x256   | 4   | 32x16x16     | 2 | 4096 | 256   | GPU/TPU     |
+| cr475  | 32x256x256   | 4   | 32x16x16     | 1 | 8192 | 472.6 | GPU/TPU     |
+| cpu    | 16x64x64     | 3   | 16x8x8       | 2 | 256  | 96    | 2-core CPU  |
+| cpu30  | 16x64x64     | 2   | 16x16x16     | 2 | 256  | 24    | 2-core CPU  |
+| tiny   | 8x32x32      | 2   | 8x8x8        | 2 | 32   | 38.4  | tests       |
+
+CR = T*H*W*3*8 / (T_c*H_c*W_c*N*log2 K) (`cvision.codec.compression_rate`).
+The paper-size presets read `data.builder_kwargs.config='paper'` (generated,
+32x256x256); point `data` at your own videos for real runs.
+"""
+from experiments.configs import base
+
+
+def _model(c, *, strided, res_enc, res_dec, dim, n, k):
+  c.model.num_strided_blocks = strided
+  c.model.num_upsampling_blocks = strided
+  c.model.num_encoder_res_blocks = res_enc
+  c.model.num_decoder_res_blocks = res_dec
+  c.model.embedding_dim = dim
+  c.model.num_codebooks = n
+  c.model.codebook_size = k
+
+
+def _paper(c, strided, n, k):
+  # Paper sweeps (App. E.3): E_c, D_c in {3, 5, 7}, V_e in {128, 256, 512};
+  # more decoder blocks help more than encoder blocks.
+  _model(c, strided=strided, res_enc=3, res_dec=5, dim=256, n=n, k=k)
+  c.data.builder_kwargs.config = 'paper'
+  c.data.batch_size = 8
+  c.train.steps = 100_000
+  c.train.checkpoint_every = 2000
+  c.train.log_every = 100
+  c.train.eval_every = 5000
+  c.train.eval_batches = 16
+  c.train.compute_dtype = 'bfloat16'
+  c.optimizer.learning_rate = 3e-4
+  c.optimizer.warmup_steps = 1000
+
+
+def _cpu(c):
+  _model(c, strided=3, res_enc=1, res_dec=2, dim=64, n=2, k=256)
+  c.data.builder_kwargs.config = 'small'
+  c.data.batch_size = 8
+  c.train.steps = 1500
+  c.train.checkpoint_every = 250
+  c.train.log_every = 50
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.warmup_steps = 50
+
+
+def _cpu30(c):
+  _cpu(c)
+  _model(c, strided=2, res_enc=1, res_dec=2, dim=64, n=2, k=256)
+
+
+def _tiny(c):
+  _model(c, strided=2, res_enc=1, res_dec=1, dim=8, n=2, k=32)
+  c.data.builder_kwargs.config = 'tiny'
+  c.data.batch_size = 4
+  c.train.steps = 4
+  c.train.log_every = 2
+  c.train.checkpoint_every = 2
+  c.train.eval_batches = 1
+  c.eval.num_videos = 4
+  c.eval.jpeg_qualities = (5, 50)
+  c.eval.mpeg4_bitrates = (20_000, 200_000)
+  c.eval.h264_crfs = (40,)
+  c.encode.examples_per_shard = 8
+  c.decode.num_videos = 2
+
+
+PRESETS = {
+    'cr30': lambda c: _paper(c, 3, 4, 4096),
+    'cr236': lambda c: _paper(c, 4, 2, 8192),
+    'cr256': lambda c: _paper(c, 4, 2, 4096),
+    'cr475': lambda c: _paper(c, 4, 1, 8192),
+    'cpu': _cpu,
+    'cpu30': _cpu30,
+    'tiny': _tiny,
+}
+
+
+def get_config(arg: str | None = None):
+  c = base.get_base_config()
+  c.task = 'codec'
+
+  # Encoder / quantiser / decoder (paper Table 10).
+  c.model.num_strided_blocks = 3  # E_s: each halves H and W.
+  c.model.num_encoder_res_blocks = 1  # E_c
+  c.model.num_decoder_res_blocks = 2  # D_c
+  c.model.num_upsampling_blocks = 3  # D_s (= E_s)
+  c.model.embedding_dim = 64  # V_e, split over the codebooks.
+  c.model.num_codebooks = 2  # N
+  c.model.codebook_size = 256  # K
+  c.model.space_to_depth = 1  # Pixel patch folded into channels; 1 = off.
+  c.model.temporal_stride = 1  # Time compression (paper B.2); 1 = off.
+  c.model.commitment_cost = 0.25
+  c.model.ema_decay = 0.99
+  c.model.dead_code_threshold = 1.0
+
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.grad_clip_norm = 1.0
+
+  # --mode=eval: reconstruction metrics and the JPEG / MPEG baselines,
+  # whose compression rates are measured from the bytes they write.
+  c.eval.split = 'test'
+  c.eval.num_videos = 128  # Held-out videos, the same for every codec.
+  c.eval.jpeg_qualities = (1, 5, 10, 25, 50, 75, 90)
+  c.eval.mpeg4_bitrates = (10_000, 25_000, 50_000, 100_000, 200_000,
+                           400_000, 800_000)
+  c.eval.h264_crfs = (51, 45, 40, 35, 30, 25, 20)
+
+  # --mode=encode: the dataset in `data`, written once as codes.
+  c.encode = base.ml_collections.ConfigDict()
+  c.encode.output_dir = ''  # Default: WORKDIR/codes/<dataset name>.
+  c.encode.splits = ('train', 'validation', 'test')
+  c.encode.examples_per_shard = 256
+  c.encode.chunk_frames = 0  # >0: encode long clips in time chunks.
+
+  # --mode=decode: codes back to frames, a PNG grid and mp4s to look at.
+  c.decode = base.ml_collections.ConfigDict()
+  c.decode.dataset_dir = ''  # Default: encode.output_dir.
+  c.decode.split = 'test'
+  c.decode.num_videos = 4
+
+  for preset in base.parse_presets(arg or 'cpu', PRESETS):
+    PRESETS[preset](c)
+  return c
