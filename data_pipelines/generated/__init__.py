@@ -1,0 +1,1 @@
+"""Download-free synthetic video generators."""

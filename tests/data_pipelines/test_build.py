@@ -1,0 +1,73 @@
+"""Tests for data_pipelines.build (function and command line)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_pipelines import build
+from data_pipelines import video_io
+from data_pipelines.generated import moving_digits as md
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def test_build_moving_digits_and_reuse(tmp_path):
+  builder = build.build_dataset('moving_digits', tmp_path, config='tiny')
+  assert builder.info.splits['train'].num_examples == 64
+  record = next(builder.data_path.glob('*-train.array_record-*'))
+  mtime = os.stat(record).st_mtime_ns
+  again = build.build_dataset('moving_digits', tmp_path, config='tiny')
+  assert again.data_path == builder.data_path
+  assert os.stat(record).st_mtime_ns == mtime  # Reused, not rebuilt.
+
+
+def test_build_video_folder(tmp_path):
+  root = tmp_path / 'videos'
+  gen = md.MovingDigitsConfig(num_frames=8, height=32, width=32)
+  for c, name in enumerate(('left', 'right')):
+    (root / name).mkdir(parents=True)
+    video_io.write_video(root / name / 'a.mp4',
+                         md.generate_example(gen, c, 0)['video'])
+  builder = build.build_dataset(
+      'video_folder', tmp_path / 'tfds', root=root, num_frames=8, height=16,
+      width=16, split_fractions=(('train', 1.0),))
+  train = builder.as_data_source(split='train')
+  assert len(train) == 2
+  assert train[0]['video'].shape == (8, 16, 16, 3)
+
+
+def test_unknown_dataset_lists_choices(tmp_path):
+  with pytest.raises(ValueError, match='moving_digits, video_folder'):
+    build.build_dataset('imagenet', tmp_path)
+  assert not os.listdir(tmp_path)
+
+
+def test_video_folder_needs_root(tmp_path):
+  with pytest.raises(ValueError, match='root'):
+    build.build_dataset('video_folder', tmp_path)
+
+
+def test_command_line(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'data_pipelines.build_cli', '--dataset=moving_digits',
+       '--config=tiny', f'--data_dir={tmp_path}'],
+      cwd=_REPO_ROOT, capture_output=True, text=True, timeout=120,
+      check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'moving_digits/tiny/1.0.0' in result.stdout
+  assert (tmp_path / 'moving_digits' / 'tiny' / '1.0.0').is_dir()
+  data = build.build_dataset('moving_digits', tmp_path, config='tiny')
+  assert np.asarray(data.as_data_source(split='test')[0]['video']).shape == (
+      8, 32, 32, 3)
+
+  bad = subprocess.run(
+      [sys.executable, '-m', 'data_pipelines.build_cli', '--dataset=nope',
+       f'--data_dir={tmp_path}'],
+      cwd=_REPO_ROOT, capture_output=True, text=True, timeout=120,
+      check=False)
+  assert bad.returncode != 0
+  assert 'moving_digits, video_folder' in bad.stdout + bad.stderr
