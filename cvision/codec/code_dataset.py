@@ -20,6 +20,7 @@ process 0 writes the metadata once all shards exist.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -202,11 +203,10 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
 
 def _finalize(output_dir, features, split_infos, manifest) -> None:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  for info in split_infos:
-    info.num_bytes = sum(
-        os.path.getsize(str(info.filename_template.sharded_filepath(
-            shard_index=s, num_shards=info.num_shards)))
-        for s in range(info.num_shards))
+  split_infos = [dataclasses.replace(info, num_bytes=sum(
+      os.path.getsize(str(info.filename_template.sharded_filepath(
+          shard_index=s, num_shards=info.num_shards)))
+      for s in range(info.num_shards))) for info in split_infos]
   # check_data=False: TFDS's check reads through tf.data, which we do not
   # install; the shard lengths come from what was written.
   tfds.folder_dataset.write_metadata(

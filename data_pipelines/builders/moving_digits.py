@@ -60,6 +60,13 @@ class MovingDigits(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
           name='long',
           description='256 frames of 64x64 in 16 segments (long videos).',
           generator=md.LONG, splits=_splits(128, 32, 32)),
+      MovingDigitsBuilderConfig(
+          name='paper',
+          description='32 frames of 256x256 (the paper\'s codec input size); '
+          'for GPU/TPU runs and benchmarks.',
+          generator=md.MovingDigitsConfig(num_frames=32, height=256,
+                                          width=256),
+          splits=_splits(512, 64, 64)),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = 'small'
 
