@@ -109,6 +109,23 @@ def train_dataset(source, *, global_batch_size: int, seed: int,
   return dataset.batch(local_batch, drop_remainder=True)
 
 
+def random_temporal_crop(num_frames: int, keys: Sequence[str]):
+  """`(example, rng) -> example` keeping `num_frames` consecutive frames.
+
+  Every entry in `keys` is cut along its first (time) axis at the same
+  offset, so per-frame labels stay aligned with the frames.
+  """
+  def crop(example: dict, rng: np.random.Generator) -> dict:
+    length = len(example[keys[0]])
+    if length < num_frames:
+      raise ValueError(f'Clips of {length} frames are shorter than the '
+                       f'requested crop of {num_frames}.')
+    start = int(rng.integers(0, length - num_frames + 1))
+    return {k: (v[start:start + num_frames] if k in keys else v)
+            for k, v in example.items()}
+  return crop
+
+
 def to_global(batch: Mapping[str, np.ndarray],
               sharding: NamedSharding) -> dict[str, jax.Array]:
   """Assembles each process's local batch into global sharded arrays."""

@@ -29,6 +29,17 @@ from cvision.core.train_state import TrainState
 from data_pipelines import input_pipeline
 
 PyTree = Any
+# Batch entries whose first example axis is time (cut by temporal crops).
+_TIME_KEYS = ('video', 'frame_labels', 'codes')
+
+
+def _train_preprocess(config, task):
+  """Random temporal crops of `data.train_clip_frames` frames (0 = off)."""
+  frames = config.data.get('train_clip_frames', 0)
+  if not frames:
+    return None
+  keys = tuple(k for k in task.input_keys if k in _TIME_KEYS)
+  return input_pipeline.random_temporal_crop(frames, keys)
 
 
 @dataclasses.dataclass
@@ -84,6 +95,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
   source = input_pipeline.load_source(config.data, config.data.train_split)
   spec = input_pipeline.batch_spec(source, global_batch_size=config.data.batch_size,
                                    keys=task.input_keys)
+  if config.data.get('train_clip_frames'):
+    spec = {k: (jax.ShapeDtypeStruct(
+        (v.shape[0], config.data.train_clip_frames) + v.shape[2:], v.dtype)
+                if k in _TIME_KEYS else v) for k, v in spec.items()}
   tx = optimizer_lib.make_optimizer(config.optimizer, config.train.steps)
   state, shardings = train_step_lib.create_train_state(
       task, tx, spec, config.seed, mesh,
@@ -156,7 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   batches = input_pipeline.train_iterator(
       input_pipeline.train_dataset(
           run.train_source, global_batch_size=config.data.batch_size,
-          seed=config.seed, keys=run.task.input_keys),
+          seed=config.seed, keys=run.task.input_keys,
+          preprocess=_train_preprocess(config, run.task)),
       start_step=start_step, sharding=sharding.batch_sharding(run.mesh),
       num_threads=config.data.num_threads)
 
