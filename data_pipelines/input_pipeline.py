@@ -47,8 +47,16 @@ def load_builder(config: ml_collections.ConfigDict):
           '(no dataset_info.json).')
     return tfds.builder_from_directory(dataset_dir)
   from data_pipelines import build  # pylint: disable=g-import-not-at-top
-  return build.build_dataset(config.name, config.data_dir,
-                             **dict(config.get('builder_kwargs', {})))
+  kwargs = dict(config.get('builder_kwargs', {}))
+  if config.name == 'video_folder':
+    folder = config.video_folder
+    if not folder.root:
+      raise ValueError('data.name=video_folder needs data.video_folder.root '
+                       '(a folder of <class>/ sub-folders of videos).')
+    kwargs = dict(root=folder.root, num_frames=folder.num_frames,
+                  height=folder.height, width=folder.width,
+                  max_clips_per_video=folder.max_clips_per_video or None)
+  return build.build_dataset(config.name, config.data_dir, **kwargs)
 
 
 def load_source(config: ml_collections.ConfigDict, split: str):

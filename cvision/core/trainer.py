@@ -157,6 +157,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   metric_logging.write_json(os.path.join(workdir, 'config.json'),
                             config.to_dict())
   run = setup(config, workdir)
+  # Fail now, not after the last step, if the evaluation split is missing.
+  input_pipeline.load_source(config.data, config.data.eval_split)
   train_cfg = config.train
   total_steps = train_cfg.steps
   start_step = int(jax.device_get(run.state.step))
@@ -177,6 +179,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       num_threads=config.data.num_threads)
 
   logger = metric_logging.ProgressLogger(workdir, total_steps, start_step)
+  try:
+    result = _train_loop(run, step_fn, eval_fn, batches, logger, start_step)
+  finally:
+    # Also on errors: pending asynchronous saves finish, threads stop.
+    run.checkpointer.close()
+    logger.close()
+  metric_logging.write_json(os.path.join(workdir, 'train_result.json'), result)
+  return result
+
+
+def _train_loop(run: Setup, step_fn, eval_fn, batches, logger,
+                start_step: int) -> dict[str, Any]:
+  """Steps from `start_step` to `train.steps`: log, save, evaluate."""
+  config, train_cfg = run.config, run.config.train
+  total_steps = train_cfg.steps
   result = {'step': start_step, 'train': {}, 'eval': {}, 'preempted': False}
   if start_step >= total_steps:
     logging.info('Already trained to step %d (train.steps=%d).', start_step,
@@ -215,9 +232,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     run.checkpointer.save(run.state, force=True)
     if not result['eval'] or result['step'] % (train_cfg.eval_every or 1):
       run_eval(result['step'])
-  run.checkpointer.close()
-  logger.close()
-  metric_logging.write_json(os.path.join(workdir, 'train_result.json'), result)
   return result
 
 

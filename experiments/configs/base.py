@@ -23,6 +23,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.name = 'moving_digits'
   c.data.builder_kwargs = ml_collections.ConfigDict({'config': 'small'})
   c.data.data_dir = default_data_dir()
+  # Your own videos (data.name='video_folder'): ROOT/<class>/*.mp4|avi|mkv|webm,
+  # decoded with PyAV, resized and cut into clips.
+  c.data.video_folder = ml_collections.ConfigDict()
+  c.data.video_folder.root = ''
+  c.data.video_folder.num_frames = 16
+  c.data.video_folder.height = 64
+  c.data.video_folder.width = 64
+  c.data.video_folder.max_clips_per_video = 0  # 0 = every clip.
   c.data.dataset_dir = ''
   c.data.train_split = 'train'
   c.data.eval_split = 'validation'
