@@ -77,7 +77,9 @@ def test_splits_do_not_share_videos(tiny_builder):
 
 def test_configs():
   configs = {c.name: c for c in moving_digits.MovingDigits.BUILDER_CONFIGS}
-  assert set(configs) == {'small', 'tiny', 'dense', 'long'}
+  assert set(configs) == {'small', 'tiny', 'dense', 'long', 'paper'}
+  paper = configs['paper'].generator
+  assert (paper.num_frames, paper.height, paper.width) == (32, 256, 256)
   assert moving_digits.MovingDigits.DEFAULT_BUILDER_CONFIG_NAME == 'small'
   small = configs['small'].generator
   assert (small.num_frames, small.height, small.width) == (16, 64, 64)
