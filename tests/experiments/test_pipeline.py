@@ -1,0 +1,28 @@
+"""The README's main job, end to end, on the tiny preset."""
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_pipeline_trains_compares_encodes_and_decodes(tmp_path):
+  workdir = str(tmp_path / 'demo')
+  proc = subprocess.run(
+      [sys.executable, 'experiments/pipeline.py', f'--workdir={workdir}',
+       '--codec_preset=tiny'], cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '| cvision |' in proc.stdout and '| jpeg |' in proc.stdout
+  assert 'bytes on disk for' in proc.stdout
+  codes = os.path.join(workdir, 'codec', 'codes', 'moving_digits_tiny')
+  assert os.path.isfile(os.path.join(codes, 'dataset_info.json'))
+  assert os.path.isfile(os.path.join(workdir, 'codec', 'decoded',
+                                     'test_grid.png'))
+  # Rerunning continues from what is there: nothing is trained twice.
+  again = subprocess.run(
+      [sys.executable, 'experiments/pipeline.py', f'--workdir={workdir}',
+       '--codec_preset=tiny', '--alsologtostderr'], cwd=REPO_ROOT,
+      capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'Already trained to step 4' in again.stderr
