@@ -33,12 +33,10 @@ class Codec:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
-    from cvision.tasks import codec as codec_task  # pylint: disable=g-import-not-at-top
     run = trainer.restore_trained(config, workdir)
     self.config = config
     self.workdir = workdir
     self.step = int(jax.device_get(run.state.step))
-    self.model = codec_task.build_model(config.model)
     self._mesh = Mesh(np.asarray(jax.local_devices()), ('data',))
     replicated = NamedSharding(self._mesh, P())
     # Fully replicated arrays are readable on every host.
@@ -46,19 +44,14 @@ class Codec:
         jax.device_get(run.state.variables()), replicated)
     self._batch_sharding = NamedSharding(self._mesh, P('data'))
     run.checkpointer.close()
-    model = self.model
+    encode, decode = run.task.extras['encode'], run.task.extras['decode']
 
-    def encode(variables, video):
-      return model.apply(variables, video.astype(jnp.float32) / 255.0,
-                         method=model.encode)
-
-    def decode(variables, codes):
-      video = model.apply(variables, codes.astype(jnp.int32),
-                          method=model.decode)
+    def decode_to_pixels(variables, codes):
+      video = decode(variables, codes.astype(jnp.int32))
       return jnp.round(jnp.clip(video, 0, 1) * 255).astype(jnp.uint8)
 
-    self._encode = jax.jit(encode)
-    self._decode = jax.jit(decode)
+    self._encode = jax.jit(encode)  # uint8 pixels in, int32 codes out.
+    self._decode = jax.jit(decode_to_pixels)
 
   def _sharded(self, fn, x: np.ndarray) -> np.ndarray:
     # Pad the batch to a multiple of the local devices; drop the padding.
