@@ -15,6 +15,7 @@ from cvision.core.task import Task
 TASK_MODULES = {
     'autoencoder': 'cvision.tasks.autoencoder',
     'codec': 'cvision.tasks.codec',
+    's3d_classification': 'cvision.tasks.s3d_classification',
 }
 
 

@@ -1,0 +1,658 @@
+r"""S3D classification of pixels, neural codes or decoded codes (paper 4.3-4.4).
+
+`config.input` picks what the network sees:
+
+| input           | batch entry                      | network input          |
+|-----------------|----------------------------------|------------------------|
+| rgb             | `video` `[B, T, H, W, 3]` uint8  | the frames in [0, 1]   |
+| codes           | `codes` `[B, T_c, H_c, W_c, N]`  | `[..., N*D]` embedded  |
+| reconstructions | `codes`, as above                | decoded frames, [0, 1] |
+
+Codes are looked up in the codebook of the codec that wrote them (App. E.1),
+on device; the S3D stem drops the spatial strides the codec already applied
+(`s3d.stem_for_input`), so every layer after the stem has the shapes of the
+RGB network at the codec's input size. The codec is frozen: its codebook (and
+for 'reconstructions' its decoder) is read once from the codec run's
+checkpoint when the task is built and closed over as a constant, so it is
+neither a parameter nor part of the train state.
+
+Heads (`config.model.head`): 'video' classifies a clip from `label`
+(Kinetics, Sec. 4.3); 'frame' classifies every frame from `frame_labels`
+(COIN, Sec. 4.4). `--mode=eval` averages logits over 1, 2, 4, ... temporal
+clips per video (Tables 2-4) and writes `WORKDIR/eval/s3d_<split>.{json,md}`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from cvision.core import metric_logging
+from cvision.core import precision
+from cvision.core import sharding
+from cvision.core import task as task_lib
+from cvision.core import trainer
+from cvision.models import code_embedding
+from cvision.models import s3d
+from cvision.models import vqvae
+from cvision.tasks import codec as codec_task
+from data_pipelines import input_pipeline
+
+NAME = 's3d_classification'
+INPUTS = ('rgb', 'codes', 'reconstructions')
+HEADS = ('video', 'frame')
+VIDEO_KEY = 'video'
+CODES_KEY = 'codes'
+LABEL_KEY = 'label'
+FRAME_LABELS_KEY = 'frame_labels'
+TOP_K = 5
+
+
+def default_model_config() -> ml_collections.ConfigDict:
+  """S3D hyper-parameters; `config.model` overrides any of them."""
+  return ml_collections.ConfigDict({
+      'num_classes': 8,
+      'width_multiplier': 1.0,  # Scales every channel count.
+      'min_channels': 8,
+      'gating': False,  # True: S3D-G.
+      'dropout_rate': 0.5,
+      'head': 'video',  # 'video': [B, classes]; 'frame': [B, T, classes].
+      # Channels of the first two convs. The paper changes them for codes
+      # (App. E.1, Figs. 13-14) but states the values only in its figures.
+      'stem_conv1_channels': 64,
+      'stem_conv2_channels': 64,
+  })
+
+
+def resolve_model_config(model_config: Any) -> ml_collections.ConfigDict:
+  """Defaults overridden by `model_config`; unknown fields raise ValueError."""
+  config = default_model_config()
+  overrides = dict(model_config.items()) if model_config is not None else {}
+  unknown = sorted(set(overrides) - set(config.keys()))
+  if unknown:
+    raise ValueError(f'unknown S3D model fields {unknown}; known: '
+                     f'{sorted(config.keys())}.')
+  config.update(overrides)
+  if config.head not in HEADS:
+    raise ValueError(f'config.model.head={config.head!r}: expected one of '
+                     f'{HEADS}.')
+  return config
+
+
+# ---------------------------------------------------------------------------
+# The frozen codec.
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenCodec:
+  """A trained codec's variables, on the host, never trained here.
+
+  Attributes:
+    workdir: the codec run directory.
+    step: the checkpoint step the variables come from.
+    model_config: the codec's model fields (`cvision.tasks.codec`).
+    variables: numpy arrays, `{'vq_ema': ...}` plus `'params'` when the
+      decoder was loaded.
+  """
+  workdir: str
+  step: int
+  model_config: ml_collections.ConfigDict
+  variables: Mapping[str, Any]
+
+  @property
+  def codebook(self) -> np.ndarray:
+    """`[N, K, D]` float32."""
+    return self.variables[vqvae.COLLECTION]['quantizer']['codebook']
+
+  @property
+  def spatial_factor(self) -> int:
+    """Pixels per code location along H and W."""
+    m = self.model_config
+    return int(m.space_to_depth * 2**m.num_strided_blocks)
+
+  def decode(self, codes: jax.Array) -> jax.Array:
+    """`[B, T_c, H_c, W_c, N]` ints -> `[B, T, H, W, 3]` float32 in [0, 1].
+
+    Jittable. Rounded to the 256 levels of the uint8 video `Codec.decode`
+    would store, so the classifier sees what a decoded dataset would hold.
+    """
+    if 'params' not in self.variables:
+      raise ValueError('This FrozenCodec was loaded without its decoder '
+                       '(with_decoder=False).')
+    model, variables = self._decoder
+    video = model.apply(variables, codes.astype(jnp.int32),
+                        method=vqvae.VQVAE.decode)
+    return jnp.round(jnp.clip(video, 0.0, 1.0) * 255.0) / 255.0
+
+  @functools.cached_property
+  def _decoder(self) -> tuple[vqvae.VQVAE, dict[str, Any]]:
+    # Copied to the device once; under jit they are closed-over constants,
+    # not inputs that a gradient could reach.
+    return (codec_task.build_model(self.model_config),
+            jax.tree.map(jnp.asarray, dict(self.variables)))
+
+
+def codec_model_config(workdir: str,
+                       preset: str = '') -> ml_collections.ConfigDict:
+  """The codec's model fields: from `<workdir>/config.json`, or a preset.
+
+  The JSON is what the codec was trained with (flag overrides included), so
+  it wins; a `preset` given as well must agree with it.
+  """
+  path = os.path.join(workdir, 'config.json')
+  saved = None
+  if os.path.isfile(path):
+    with open(path) as f:
+      saved = codec_task.resolve_model_config(
+          ml_collections.ConfigDict(json.load(f).get('model', {})))
+  if not preset:
+    if saved is None:
+      raise FileNotFoundError(
+          f'{path} not found: pass the codec\'s preset with '
+          '--config.codec.preset=NAME (experiments/configs/codec.py).')
+    return saved
+  from experiments.configs import codec as codec_configs  # pylint: disable=g-import-not-at-top
+  chosen = codec_task.resolve_model_config(
+      codec_configs.get_config(preset).model)
+  as_json = lambda c: json.loads(json.dumps(c.to_dict()))
+  if saved is not None and as_json(saved) != as_json(chosen):
+    differing = sorted(k for k in chosen if saved[k] != chosen[k])
+    raise ValueError(
+        f'--config.codec.preset={preset!r} differs from the codec run in '
+        f'{workdir} on {differing}; drop the preset to use {path}.')
+  return chosen
+
+
+def load_frozen_codec(workdir: str, *, preset: str = '',
+                      step: int | None = None,
+                      with_decoder: bool = False) -> FrozenCodec:
+  """Reads a codec run's checkpoint read-only.
+
+  Only what is needed leaves the disk (orbax partial restore, to numpy): the
+  'vq_ema' collection, plus the parameters when `with_decoder`. Unlike
+  `cvision.codec.modes.Codec`, nothing is initialised or compiled and the
+  codec's training data need not exist.
+
+  Args:
+    workdir: the codec run directory (its `--workdir`).
+    preset: the codec's config preset; '' reads `<workdir>/config.json`.
+    step: the checkpoint to read; None = the latest.
+    with_decoder: also load the parameters, for `FrozenCodec.decode`.
+
+  Returns:
+    The `FrozenCodec`.
+
+  Raises:
+    FileNotFoundError: no such run, checkpoint or config.
+    ValueError: the checkpoint is not a codec's, or does not fit its config.
+  """
+  workdir = os.path.abspath(workdir)
+  model_config = codec_model_config(workdir, preset)
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(
+        f'No checkpoints in {ckpt_dir}: --config.codec.workdir must be the '
+        '--workdir of a trained codec run.')
+  manager = ocp.CheckpointManager(
+      ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={'state': ocp.PyTreeCheckpointHandler(),
+                     'model': ocp.JsonCheckpointHandler()})
+  try:
+    steps = sorted(manager.all_steps())
+    if not steps:
+      raise FileNotFoundError(f'No checkpoint in {ckpt_dir}.')
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+      raise FileNotFoundError(
+          f'Codec checkpoint step {step} is not in {ckpt_dir} (it has '
+          f'{steps}). Codes must be embedded with the codebook that wrote '
+          'them: re-encode the dataset with a kept checkpoint, or set '
+          '--config.codec.step.')
+    tree = manager.item_metadata(step)['state'].tree
+    wanted = {'collections': {vqvae.COLLECTION:
+                              tree['collections'][vqvae.COLLECTION]}}
+    if with_decoder:
+      wanted['params'] = tree['params']
+    item = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
+                        wanted)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        model=ocp.args.JsonRestore(),
+        state=ocp.args.PyTreeRestore(
+            item=item, partial_restore=True,
+            restore_args=jax.tree.map(
+                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item))))
+  finally:
+    manager.close()
+  if restored['model']['task'] != 'codec':
+    raise ValueError(f'{ckpt_dir} holds a {restored["model"]["task"]!r} run, '
+                     'not a codec.')
+  state = restored['state']
+  variables = {vqvae.COLLECTION: state['collections'][vqvae.COLLECTION]}
+  if with_decoder:
+    variables['params'] = state['params']
+  codec = FrozenCodec(workdir, step, model_config, variables)
+  n, k = model_config.num_codebooks, model_config.codebook_size
+  d = model_config.embedding_dim // n
+  if codec.codebook.shape != (n, k, d):
+    raise ValueError(f'The codebook in {ckpt_dir} is {codec.codebook.shape}, '
+                     f'the codec config says {(n, k, d)}.')
+  logging.info('Frozen codec from %s step %d: codebook %s, %d pixels per '
+               'code.', ckpt_dir, step, codec.codebook.shape,
+               codec.spatial_factor)
+  return codec
+
+
+def _code_dataset_metadata(dataset_dir: str) -> dict[str, Any]:
+  """The metadata `--mode=encode` stored with a code dataset ({} if none)."""
+  path = os.path.join(dataset_dir, 'metadata.json')
+  if not dataset_dir or not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _frozen_codec_for(config: ml_collections.ConfigDict) -> FrozenCodec:
+  """The codec named by `config.codec`, checked against the code dataset."""
+  codec_config = config.get('codec', ml_collections.ConfigDict())
+  workdir = codec_config.get('workdir', '')
+  if not workdir:
+    raise ValueError(
+        f'config.input={config.input!r} needs the codec that wrote the codes: '
+        'pass --config.codec.workdir=<the codec run\'s --workdir>.')
+  if not config.data.get('dataset_dir'):
+    raise ValueError(
+        f'config.input={config.input!r} reads a code dataset: pass '
+        '--config.data.dataset_dir=<codec workdir>/codes/<dataset> (written '
+        'by the codec\'s --mode=encode).')
+  metadata = _code_dataset_metadata(config.data.dataset_dir)
+  # The codebook must be the one that wrote the codes: a codec trained on
+  # after encoding has moved its entries.
+  step = codec_config.get('step', 0) or metadata.get('codec_checkpoint_step')
+  codec = load_frozen_codec(
+      workdir, preset=codec_config.get('preset', ''), step=step,
+      with_decoder=config.input == 'reconstructions')
+  stored = (metadata.get('num_codebooks'), metadata.get('codebook_size'))
+  if metadata and stored != codec.codebook.shape[:2]:
+    raise ValueError(
+        f'{config.data.dataset_dir} holds codes of (N, K) = {stored}, the '
+        f'codec in {workdir} has {codec.codebook.shape[:2]}.')
+  written_by = metadata.get('codec_workdir')
+  if written_by and os.path.abspath(written_by) != codec.workdir:
+    logging.warning('%s was written by the codec in %s; using the one in %s.',
+                    config.data.dataset_dir, written_by, codec.workdir)
+  return codec
+
+
+def code_stem(spatial_factor: int, conv1_channels: int = 64,
+              conv2_channels: int = 64) -> s3d.StemConfig:
+  """The stem for codes at 1/`spatial_factor` of the pixel grid."""
+  # Only the ratio matters; 64 keeps the ceil divisions of the check exact.
+  return s3d.stem_for_input((1, 64, 64),
+                            (1, 64 * spatial_factor, 64 * spatial_factor),
+                            conv1_channels, conv2_channels)
+
+
+# ---------------------------------------------------------------------------
+# Metrics.
+
+
+def _top_k_hits(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
+  """1.0 where `labels` is among the `k` largest logits: `[...]`."""
+  k = min(k, logits.shape[-1])
+  top = jax.lax.top_k(logits, k)[1]
+  return jnp.any(top == labels[..., None], axis=-1).astype(jnp.float32)
+
+
+def per_example_metrics(logits: jax.Array, labels: jax.Array,
+                        frame_mask: jax.Array | None = None
+                        ) -> dict[str, jax.Array]:
+  """Per-video metrics `[B]`.
+
+  Args:
+    logits: `[B, C]` (video head) or `[B, T', C]` (frame head) float.
+    labels: `[B]` or `[B, T]` ints. Per-frame logits of another length are
+      resampled to T (nearest), as the frame head does.
+    frame_mask: optional `[B, T]` bool, frames to count (frame head).
+
+  Returns:
+    Video head: loss (cross-entropy), top1, top5. Frame head: loss,
+    frame_accuracy and frame_top5, each the mean over the video's frames.
+  """
+  logits = logits.astype(jnp.float32)
+  labels = labels.astype(jnp.int32)
+  if labels.ndim == 1:
+    return {
+        'loss': optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                                labels),
+        'top1': _top_k_hits(logits, labels, 1),
+        'top5': _top_k_hits(logits, labels, TOP_K),
+    }
+  if logits.shape[1] != labels.shape[1]:
+    logits = s3d.upsample_time(logits, labels.shape[1])
+  mask = (jnp.ones(labels.shape, jnp.float32) if frame_mask is None
+          else frame_mask.astype(jnp.float32))
+  # Masked-out frames may hold NaN logits; keep them out of every sum.
+  logits = jnp.where(mask[..., None] > 0, logits, 0.0)
+  frames = jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+  mean = lambda v: jnp.sum(v * mask, axis=1) / frames
+  return {
+      'loss': mean(optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                                   labels)),
+      'frame_accuracy': mean(_top_k_hits(logits, labels, 1)),
+      'frame_top5': mean(_top_k_hits(logits, labels, TOP_K)),
+  }
+
+
+# ---------------------------------------------------------------------------
+# Multi-clip evaluation.
+
+
+def clip_starts(num_frames: int, num_clips: int,
+                clip_frames: int) -> list[int]:
+  """First frames of `num_clips` uniformly spaced clips of `clip_frames`.
+
+  One clip is centred; more clips span the video from its first frame to its
+  last, evenly (rounded), overlapping when they must.
+  """
+  if num_clips < 1:
+    raise ValueError(f'num_clips must be >= 1, got {num_clips}.')
+  if not 1 <= clip_frames <= num_frames:
+    raise ValueError(f'clip_frames={clip_frames} must be in [1, '
+                     f'{num_frames}] (the frames of the example).')
+  span = num_frames - clip_frames
+  if num_clips == 1:
+    return [span // 2]
+  return [int(i * span / (num_clips - 1) + 0.5) for i in range(num_clips)]
+
+
+def multi_clip_logits(apply_fn: Callable[[jax.Array], jax.Array],
+                      video_or_codes: jax.Array, num_clips: int,
+                      clip_frames: int) -> jax.Array:
+  """Logits averaged over `num_clips` uniformly spaced temporal clips.
+
+  Clips go through `apply_fn` one at a time, so memory is that of one clip
+  whatever `num_clips` is, and a jitted `apply_fn` compiles once.
+
+  Args:
+    apply_fn: `[B, clip_frames, ...] -> [B, C]` (video logits) or
+      `[B, clip_frames, C]` (per-frame logits).
+    video_or_codes: `[B, T, ...]`, T >= clip_frames (pixels or codes, as
+      `apply_fn` takes them).
+    num_clips: clips per example (see `clip_starts`).
+    clip_frames: length of a clip along axis 1.
+
+  Returns:
+    `[B, C]`: the mean of the clips' logits; or, for per-frame logits,
+    `[B, T, C]`: each frame's logits averaged over the clips that hold it,
+    NaN on frames that no clip holds.
+  """
+  x = video_or_codes
+  starts = clip_starts(x.shape[1], num_clips, clip_frames)
+  outs = [apply_fn(jax.lax.slice_in_dim(x, s, s + clip_frames, axis=1))
+          for s in starts]
+  if outs[0].ndim == 2:
+    return sum(outs[1:], outs[0]) / len(outs)
+  if outs[0].ndim != 3 or outs[0].shape[1] != clip_frames:
+    raise ValueError(f'apply_fn gave logits of shape {outs[0].shape}; '
+                     f'expected [B, C] or [B, {clip_frames}, C].')
+  b, _, c = outs[0].shape
+  total = jnp.zeros((b, x.shape[1], c), outs[0].dtype)
+  count = np.zeros((x.shape[1],), np.float32)
+  for s, out in zip(starts, outs):
+    total = total.at[:, s:s + clip_frames].add(out)
+    count[s:s + clip_frames] += 1
+  count = jnp.asarray(count)[None, :, None]
+  return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+# ---------------------------------------------------------------------------
+# The task.
+
+
+def _rbg_key(rng: jax.Array) -> jax.Array:
+  """The same 64 bits as an 'rbg' key.
+
+  S3D has ~120 initialisers; with threefry keys XLA spends ~30 s on a 2-core
+  CPU compiling their hash chains, with 'rbg' (one RngBitGenerator op each)
+  about a third of that. The values differ from threefry's and, like any
+  RngBitGenerator output, may differ between backends.
+  """
+  if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.key_data(rng)
+  data = jnp.ravel(rng).astype(jnp.uint32)[:2]
+  return jax.random.wrap_key_data(jnp.concatenate([data, data]), impl='rbg')
+
+
+def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
+  """The S3D classification task of `config.input` and `config.model`.
+
+  Metrics of `loss` (batch means): loss, top1, top5 (video head) or loss,
+  frame_accuracy, frame_top5 (frame head). `evaluate` returns the same per
+  video, `[B]`.
+  Extras: 'logits(params, collections, inputs) -> logits' (inputs: the raw
+  `video` or `codes` entry), 'network_input(params, inputs) -> [B, T, H, W,
+  C]' (what S3D sees), 'metrics(logits, labels, frame_mask=None)',
+  'input_key', 'label_key', 'model() -> S3D', 'codec' (the `FrozenCodec`, or
+  None for rgb) and 'codebook' (`[N, K, D]` numpy, or None).
+  """
+  input_type = config.get('input', 'rgb')
+  if input_type not in INPUTS:
+    raise ValueError(f'config.input={input_type!r}: expected one of {INPUTS}.')
+  m = resolve_model_config(config.get('model', None))
+  codec = _frozen_codec_for(config) if input_type != 'rgb' else None
+
+  if input_type == 'codes':
+    stem = code_stem(codec.spatial_factor, m.stem_conv1_channels,
+                     m.stem_conv2_channels)
+  else:
+    stem = s3d.StemConfig(conv1_channels=m.stem_conv1_channels,
+                          conv2_channels=m.stem_conv2_channels)
+  model = s3d.S3D(
+      num_classes=m.num_classes, width_multiplier=m.width_multiplier,
+      min_channels=m.min_channels, gating=m.gating, stem=stem, head=m.head,
+      dropout_rate=m.dropout_rate,
+      # S3D computes in its `dtype` whatever its parameters' dtype is.
+      dtype=precision.compute_dtype(
+          config.get('train', {}).get('compute_dtype', 'float32')))
+  input_key = VIDEO_KEY if input_type == 'rgb' else CODES_KEY
+  label_key = LABEL_KEY if m.head == 'video' else FRAME_LABELS_KEY
+  # A device constant, hoisted by jit as an argument: never a parameter, so
+  # neither the optimizer nor a checkpoint ever sees it.
+  codebook = jnp.asarray(codec.codebook) if codec is not None else None
+
+  def network_input(params, raw: jax.Array) -> jax.Array:
+    """The raw batch entry -> `[B, T, H, W, C]` in the compute dtype."""
+    dtype = precision.floating_dtype(params)
+    if input_type == 'rgb':
+      return precision.to_unit_float(raw, params)
+    if input_type == 'codes':
+      # embed_codes stops gradients into the codebook as well.
+      return code_embedding.embed_codes(codebook, raw, dtype)
+    return codec.decode(raw).astype(dtype)
+
+  def init(rng, batch):
+    # Only the input's shape matters: no decoder or lookup in the init graph.
+    shape = jax.eval_shape(functools.partial(network_input, {}),
+                           batch[input_key])
+    x = jnp.zeros(shape.shape, shape.dtype)
+    return model.init({'params': _rbg_key(rng)}, x, train=False)
+
+  def loss(params, collections, batch, rng):
+    x = network_input(params, batch[input_key])
+    logits, new_collections = model.apply(
+        {'params': params, **collections}, x, train=True,
+        rngs={'dropout': rng}, mutable=list(collections.keys()))
+    per_example = per_example_metrics(logits, batch[label_key])
+    metrics = {k: jnp.mean(v) for k, v in per_example.items()}
+    # Same structure as `collections` (plain dict), as the core expects.
+    new_collections = {k: new_collections[k] for k in collections}
+    return metrics['loss'], (metrics, new_collections)
+
+  def logits_fn(params, collections, raw):
+    x = network_input(params, raw)
+    return model.apply({'params': params, **collections}, x, train=False)
+
+  def evaluate(params, collections, batch):
+    return per_example_metrics(
+        logits_fn(params, collections, batch[input_key]), batch[label_key])
+
+  return task_lib.Task(
+      name=NAME,
+      init=init,
+      loss=loss,
+      evaluate=evaluate,
+      input_keys=(input_key, label_key),
+      extras={
+          'logits': logits_fn,
+          'network_input': network_input,
+          'metrics': per_example_metrics,
+          'input_key': input_key,
+          'label_key': label_key,
+          'model': lambda: model,
+          'codec': codec,
+          'codebook': codec.codebook if codec is not None else None,
+      })
+
+
+# ---------------------------------------------------------------------------
+# --mode=eval: multi-clip evaluation.
+
+
+@jax.jit
+def _masked_moments(metrics: dict[str, jax.Array], valid: jax.Array):
+  """Sums and sums of squares over real examples, and their count."""
+  w = valid.astype(jnp.float32)
+  return ({k: jnp.sum(v * w) for k, v in metrics.items()},
+          {k: jnp.sum(jnp.square(v) * w) for k, v in metrics.items()},
+          jnp.sum(w))
+
+
+_COLUMNS = {'top1': 'top-1', 'top5': 'top-5',
+            'frame_accuracy': 'frame top-1', 'frame_top5': 'frame top-5'}
+
+
+def _format_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
+                  with_std: bool) -> str:
+  lines = ['| clips | ' + ' | '.join(_COLUMNS[k] for k in metrics) + ' |',
+           '|---' * (len(metrics) + 1) + '|']
+  for r in rows:
+    cells = [f'{100 * r[k]:.1f} ± {100 * r[k + "_std"]:.1f}' if with_std
+             else f'{100 * r[k]:.1f}' for k in metrics]
+    lines.append(f'| {r["num_clips"]} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def _evaluate_clips_once(apply_fn, metrics_fn, batches, input_key: str,
+                         label_key: str, num_clips: int,
+                         clip_frames: int) -> dict[str, Any]:
+  """Mean and std over videos of each per-video metric, for `num_clips`."""
+  sums = squares = None
+  count = 0.0
+  for batch in batches:
+    valid = batch.pop(input_pipeline.VALID_KEY)
+    logits = multi_clip_logits(apply_fn, batch[input_key], num_clips,
+                               clip_frames)
+    s, q, n = jax.device_get(
+        _masked_moments(metrics_fn(logits, batch[label_key]), valid))
+    sums = s if sums is None else {k: sums[k] + s[k] for k in s}
+    squares = q if squares is None else {k: squares[k] + q[k] for k in q}
+    count += float(n)
+  row = {'num_clips': int(num_clips), 'num_videos': int(count)}
+  for k in sorted(sums):
+    mean = float(sums[k]) / count
+    row[k] = mean
+    row[k + '_std'] = float(np.sqrt(max(squares[k] / count - mean**2, 0.0)))
+  return row
+
+
+def evaluate_clips(config: ml_collections.ConfigDict,
+                   workdir: str) -> dict[str, Any]:
+  """`--mode=eval`: accuracy over `eval.num_clips` temporal clips per video.
+
+  Restores the latest checkpoint in `workdir` and evaluates `eval.split`
+  once per entry of `eval.num_clips`, averaging logits over that many
+  uniformly spaced clips of `eval.clip_frames` frames (0: the training clip
+  length `data.train_clip_frames`, or whole videos). Reports top-1 / top-5
+  (video head) or per-frame accuracy, mean and std over videos (frame head,
+  as the paper's Table 3), in percent in the table and as fractions in JSON.
+
+  Writes `WORKDIR/eval/s3d_<split>.json` and `WORKDIR/eval/s3d_<split>.md`.
+  """
+  if not config.eval.num_clips:
+    raise ValueError('config.eval.num_clips is empty; e.g. (1, 2, 4).')
+  run = trainer.restore_trained(config, workdir)
+  task, split = run.task, config.eval.split
+  input_key, label_key = task.extras['input_key'], task.extras['label_key']
+  frame_head = label_key == FRAME_LABELS_KEY
+  params = precision.cast_floating(
+      run.state.params, precision.compute_dtype(config.train.compute_dtype))
+  apply_fn = functools.partial(jax.jit(task.extras['logits']), params,
+                               run.state.collections)
+
+  @jax.jit
+  def metrics_fn(logits, labels):
+    # Frames between clips have NaN logits (see `multi_clip_logits`).
+    mask = ~jnp.isnan(logits[..., 0]) if frame_head else None
+    return per_example_metrics(logits, labels, mask)
+
+  source = input_pipeline.load_source(config.data, split)
+  num_frames = int(np.shape(source[0][input_key])[0])
+  clip_frames = (config.eval.get('clip_frames', 0)
+                 or config.data.get('train_clip_frames', 0) or num_frames)
+  rows = []
+  try:
+    for num_clips in config.eval.num_clips:
+      batches = input_pipeline.eval_batches(
+          source, global_batch_size=config.data.batch_size,
+          keys=task.input_keys, sharding=sharding.batch_sharding(run.mesh),
+          max_batches=config.eval.get('num_batches', 0) or None)
+      rows.append(_evaluate_clips_once(apply_fn, metrics_fn, batches,
+                                       input_key, label_key, num_clips,
+                                       clip_frames))
+      logging.info('%s, %d clip(s) of %d frames: %s', split, num_clips,
+                   clip_frames, rows[-1])
+  finally:
+    run.checkpointer.close()
+
+  step = int(jax.device_get(run.state.step))
+  shown = ['frame_accuracy', 'frame_top5'] if frame_head else ['top1', 'top5']
+  table = _format_table(rows, shown, with_std=frame_head)
+  head = 'frame' if frame_head else 'video'
+  title = (f'S3D ({config.input}, {head} head) on {split} @ step {step}: '
+           f'{rows[0]["num_videos"]} videos, clips of {clip_frames} of '
+           f'{num_frames} frames, accuracy in %'
+           + (' (mean ± std over videos).' if frame_head else '.'))
+  result = {'step': step, 'split': split, 'input': config.input,
+            'head': head, 'clip_frames': clip_frames,
+            'num_frames': num_frames, 'num_videos': rows[0]['num_videos'],
+            'rows': rows, 'table': table}
+  codec = task.extras['codec']
+  if codec is not None:
+    cr = _code_dataset_metadata(config.data.dataset_dir).get(
+        'compression_rate')
+    result['codec'] = {'workdir': codec.workdir, 'step': codec.step,
+                       'compression_rate': cr}
+    title += f' Codes of {codec.workdir} @ step {codec.step}' + (
+        f', CR {cr:.1f}.' if cr else '.')
+  out_dir = os.path.join(workdir, 'eval')
+  metric_logging.write_json(os.path.join(out_dir, f's3d_{split}.json'),
+                            result)
+  if jax.process_index() == 0:
+    with open(os.path.join(out_dir, f's3d_{split}.md'), 'w') as f:
+      f.write(f'{title}\n\n{table}\n')
+  logging.info('%s\n%s', title, table)
+  return result
+
+
+# `--mode`s beyond train (see `cvision.tasks.modes`).
+MODES = {'eval': evaluate_clips}
