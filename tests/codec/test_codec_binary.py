@@ -137,3 +137,25 @@ def test_a_folder_of_mp4_files_goes_through_train_encode_eval(tmp_path):
   codes = tfds.builder_from_directory(
       os.path.join(workdir, 'codes', codes_dirs[0])).as_data_source('train')
   assert len(codes) > 0 and codes[0]['codes'].shape == (8, 8, 8, 2)
+
+
+def test_a_resumed_codec_run_matches_an_uninterrupted_one(tmp_path, data_dir):
+  """Parameters and the EMA codebooks (rng-driven restarts included)."""
+  from tests.core.test_training_runs import _assert_trees_close  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  constant = ['--config.optimizer.schedule=constant',
+              '--config.optimizer.warmup_steps=0']
+  straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+  run_main(main_args(CODEC_TINY, straight, data_dir, *constant))
+  run_main(main_args(CODEC_TINY, resumed, data_dir, *constant,
+                     '--config.train.steps=2'))
+  run_main(main_args(CODEC_TINY, resumed, data_dir, *constant))
+
+  def state(workdir):
+    path = os.path.join(workdir, 'checkpoints', '4', 'state')
+    return ocp.StandardCheckpointer().restore(path)
+
+  a, b = state(straight), state(resumed)
+  assert 'vq_ema' in a['collections']
+  _assert_trees_close(a['params'], b['params'], rtol=0, atol=0)
+  _assert_trees_close(a['collections'], b['collections'], rtol=0, atol=0)
