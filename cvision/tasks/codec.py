@@ -17,6 +17,7 @@ import ml_collections
 
 from cvision.codec import compression_rate as cr_lib
 from cvision.core import precision
+from cvision.core import config_utils
 from cvision.core import task as task_lib
 from cvision.metrics import video_quality
 from cvision.models import vqvae
@@ -50,14 +51,8 @@ def default_model_config() -> ml_collections.ConfigDict:
 
 def resolve_model_config(model_config: Any) -> ml_collections.ConfigDict:
   """Defaults overridden by `model_config`; unknown fields raise ValueError."""
-  config = default_model_config()
-  overrides = dict(model_config.items()) if model_config is not None else {}
-  unknown = sorted(set(overrides) - set(config.keys()))
-  if unknown:
-    raise ValueError(f'unknown codec model fields {unknown}; known: '
-                     f'{sorted(config.keys())}.')
-  config.update(overrides)
-  return config
+  return config_utils.with_defaults(default_model_config(), model_config,
+                                    'codec model')
 
 
 def build_model(model_config: Any) -> vqvae.VQVAE:

@@ -37,6 +37,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from cvision.core import config_utils
 from cvision.core import metric_logging
 from cvision.core import precision
 from cvision.core import sharding
@@ -76,13 +77,8 @@ def default_model_config() -> ml_collections.ConfigDict:
 
 def resolve_model_config(model_config: Any) -> ml_collections.ConfigDict:
   """Defaults overridden by `model_config`; unknown fields raise ValueError."""
-  config = default_model_config()
-  overrides = dict(model_config.items()) if model_config is not None else {}
-  unknown = sorted(set(overrides) - set(config.keys()))
-  if unknown:
-    raise ValueError(f'unknown S3D model fields {unknown}; known: '
-                     f'{sorted(config.keys())}.')
-  config.update(overrides)
+  config = config_utils.with_defaults(default_model_config(), model_config,
+                                      'S3D model')
   if config.head not in HEADS:
     raise ValueError(f'config.model.head={config.head!r}: expected one of '
                      f'{HEADS}.')
