@@ -55,6 +55,14 @@ class Setup:
   batch_spec: dict[str, jax.ShapeDtypeStruct]
   tx: Any
   train_source: Any
+  _sources: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def source(self, split: str):
+    """The split's random-access source, opened once per run."""
+    if split not in self._sources:
+      self._sources[split] = input_pipeline.load_source(self.config.data,
+                                                        split)
+    return self._sources[split]
 
 
 class _StopRequest:
@@ -113,7 +121,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
                  checkpointer.directory)
     state = checkpointer.restore(step)
   return Setup(config, workdir, mesh, task, state, shardings, checkpointer,
-               spec, tx, source)
+               spec, tx, source, {config.data.train_split: source})
 
 
 @jax.jit
@@ -126,7 +134,7 @@ def _masked_sums(metrics: dict[str, jax.Array], valid: jax.Array):
 def evaluate_split(run: Setup, eval_step, split: str,
                    max_batches: int | None = None) -> dict[str, float]:
   """Per-example metrics averaged over a split (padding left out)."""
-  source = input_pipeline.load_source(run.config.data, split)
+  source = run.source(split)
   totals, count = None, 0.0
   for batch in input_pipeline.eval_batches(
       source, global_batch_size=run.config.data.batch_size,
@@ -158,7 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                             config.to_dict())
   run = setup(config, workdir)
   # Fail now, not after the last step, if the evaluation split is missing.
-  input_pipeline.load_source(config.data, config.data.eval_split)
+  run.source(config.data.eval_split)
   train_cfg = config.train
   total_steps = train_cfg.steps
   start_step = int(jax.device_get(run.state.step))

@@ -601,7 +601,7 @@ def evaluate_clips(config: ml_collections.ConfigDict,
     mask = ~jnp.isnan(logits[..., 0]) if frame_head else None
     return per_example_metrics(logits, labels, mask)
 
-  source = input_pipeline.load_source(config.data, split)
+  source = run.source(split)
   num_frames = int(np.shape(source[0][input_key])[0])
   clip_frames = (config.eval.get('clip_frames', 0)
                  or config.data.get('train_clip_frames', 0) or num_frames)
