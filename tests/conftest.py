@@ -25,6 +25,23 @@ def data_dir(tmp_path_factory):
   return path
 
 
+@pytest.fixture(scope='session')
+def tiny_codec_run(tmp_path_factory, data_dir):
+  """A tiny codec trained for 1 step: 8x32x32 -> 8x8x8 codes, N=2, K=32.
+
+  Its workdir is what downstream models read (`cvision.codec.frozen`).
+  """
+  # pylint: disable=g-import-not-at-top
+  from cvision.core import trainer
+  from experiments.configs import codec as codec_configs
+  workdir = str(tmp_path_factory.mktemp('codec'))
+  config = codec_configs.get_config('tiny')
+  config.data.data_dir = data_dir
+  config.train.steps = 1
+  trainer.train_and_evaluate(config, workdir)
+  return workdir
+
+
 def run_main(args, *, env=None, timeout=300, check=True):
   """Runs experiments/main.py in a fresh process; returns CompletedProcess."""
   full_env = dict(os.environ)

@@ -23,9 +23,7 @@ clips per video (Tables 2-4) and writes `WORKDIR/eval/s3d_<split>.{json,md}`.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -35,7 +33,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from cvision.core import config_utils
 from cvision.core import metric_logging
@@ -43,10 +40,9 @@ from cvision.core import precision
 from cvision.core import sharding
 from cvision.core import task as task_lib
 from cvision.core import trainer
+from cvision.codec import frozen
 from cvision.models import code_embedding
 from cvision.models import s3d
-from cvision.models import vqvae
-from cvision.tasks import codec as codec_task
 from data_pipelines import input_pipeline
 
 NAME = 's3d_classification'
@@ -85,179 +81,7 @@ def resolve_model_config(model_config: Any) -> ml_collections.ConfigDict:
   return config
 
 
-# ---------------------------------------------------------------------------
-# The frozen codec.
-
-
-@dataclasses.dataclass(frozen=True)
-class FrozenCodec:
-  """A trained codec's variables, on the host, never trained here.
-
-  Attributes:
-    workdir: the codec run directory.
-    step: the checkpoint step the variables come from.
-    model_config: the codec's model fields (`cvision.tasks.codec`).
-    variables: numpy arrays, `{'vq_ema': ...}` plus `'params'` when the
-      decoder was loaded.
-  """
-  workdir: str
-  step: int
-  model_config: ml_collections.ConfigDict
-  variables: Mapping[str, Any]
-
-  @property
-  def codebook(self) -> np.ndarray:
-    """`[N, K, D]` float32."""
-    return self.variables[vqvae.COLLECTION]['quantizer']['codebook']
-
-  @property
-  def spatial_factor(self) -> int:
-    """Pixels per code location along H and W."""
-    m = self.model_config
-    return int(m.space_to_depth * 2**m.num_strided_blocks)
-
-  def decode(self, codes: jax.Array) -> jax.Array:
-    """`[B, T_c, H_c, W_c, N]` ints -> `[B, T, H, W, 3]` float32 in [0, 1].
-
-    Jittable. Rounded to the 256 levels of the uint8 video `Codec.decode`
-    would store, so the classifier sees what a decoded dataset would hold.
-    """
-    if 'params' not in self.variables:
-      raise ValueError('This FrozenCodec was loaded without its decoder '
-                       '(with_decoder=False).')
-    model, variables = self._decoder
-    video = model.apply(variables, codes.astype(jnp.int32),
-                        method=vqvae.VQVAE.decode)
-    return jnp.round(jnp.clip(video, 0.0, 1.0) * 255.0) / 255.0
-
-  @functools.cached_property
-  def _decoder(self) -> tuple[vqvae.VQVAE, dict[str, Any]]:
-    # Copied to the device once; under jit they are closed-over constants,
-    # not inputs that a gradient could reach.
-    return (codec_task.build_model(self.model_config),
-            jax.tree.map(jnp.asarray, dict(self.variables)))
-
-
-def codec_model_config(workdir: str,
-                       preset: str = '') -> ml_collections.ConfigDict:
-  """The codec's model fields: from `<workdir>/config.json`, or a preset.
-
-  The JSON is what the codec was trained with (flag overrides included), so
-  it wins; a `preset` given as well must agree with it.
-  """
-  path = os.path.join(workdir, 'config.json')
-  saved = None
-  if os.path.isfile(path):
-    with open(path) as f:
-      saved = codec_task.resolve_model_config(
-          ml_collections.ConfigDict(json.load(f).get('model', {})))
-  if not preset:
-    if saved is None:
-      raise FileNotFoundError(
-          f'{path} not found: pass the codec\'s preset with '
-          '--config.codec.preset=NAME (experiments/configs/codec.py).')
-    return saved
-  from experiments.configs import codec as codec_configs  # pylint: disable=g-import-not-at-top
-  chosen = codec_task.resolve_model_config(
-      codec_configs.get_config(preset).model)
-  as_json = lambda c: json.loads(json.dumps(c.to_dict()))
-  if saved is not None and as_json(saved) != as_json(chosen):
-    differing = sorted(k for k in chosen if saved[k] != chosen[k])
-    raise ValueError(
-        f'--config.codec.preset={preset!r} differs from the codec run in '
-        f'{workdir} on {differing}; drop the preset to use {path}.')
-  return chosen
-
-
-def load_frozen_codec(workdir: str, *, preset: str = '',
-                      step: int | None = None,
-                      with_decoder: bool = False) -> FrozenCodec:
-  """Reads a codec run's checkpoint read-only.
-
-  Only what is needed leaves the disk (orbax partial restore, to numpy): the
-  'vq_ema' collection, plus the parameters when `with_decoder`. Unlike
-  `cvision.codec.modes.Codec`, nothing is initialised or compiled and the
-  codec's training data need not exist.
-
-  Args:
-    workdir: the codec run directory (its `--workdir`).
-    preset: the codec's config preset; '' reads `<workdir>/config.json`.
-    step: the checkpoint to read; None = the latest.
-    with_decoder: also load the parameters, for `FrozenCodec.decode`.
-
-  Returns:
-    The `FrozenCodec`.
-
-  Raises:
-    FileNotFoundError: no such run, checkpoint or config.
-    ValueError: the checkpoint is not a codec's, or does not fit its config.
-  """
-  workdir = os.path.abspath(workdir)
-  model_config = codec_model_config(workdir, preset)
-  ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(
-        f'No checkpoints in {ckpt_dir}: --config.codec.workdir must be the '
-        '--workdir of a trained codec run.')
-  manager = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers={'state': ocp.PyTreeCheckpointHandler(),
-                     'model': ocp.JsonCheckpointHandler()})
-  try:
-    steps = sorted(manager.all_steps())
-    if not steps:
-      raise FileNotFoundError(f'No checkpoint in {ckpt_dir}.')
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise FileNotFoundError(
-          f'Codec checkpoint step {step} is not in {ckpt_dir} (it has '
-          f'{steps}). Codes must be embedded with the codebook that wrote '
-          'them: re-encode the dataset with a kept checkpoint, or set '
-          '--config.codec.step.')
-    tree = manager.item_metadata(step)['state'].tree
-    wanted = {'collections': {vqvae.COLLECTION:
-                              tree['collections'][vqvae.COLLECTION]}}
-    if with_decoder:
-      wanted['params'] = tree['params']
-    item = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
-                        wanted)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.JsonRestore(),
-        state=ocp.args.PyTreeRestore(
-            item=item, partial_restore=True,
-            restore_args=jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item))))
-  finally:
-    manager.close()
-  if restored['model']['task'] != 'codec':
-    raise ValueError(f'{ckpt_dir} holds a {restored["model"]["task"]!r} run, '
-                     'not a codec.')
-  state = restored['state']
-  variables = {vqvae.COLLECTION: state['collections'][vqvae.COLLECTION]}
-  if with_decoder:
-    variables['params'] = state['params']
-  codec = FrozenCodec(workdir, step, model_config, variables)
-  n, k = model_config.num_codebooks, model_config.codebook_size
-  d = model_config.embedding_dim // n
-  if codec.codebook.shape != (n, k, d):
-    raise ValueError(f'The codebook in {ckpt_dir} is {codec.codebook.shape}, '
-                     f'the codec config says {(n, k, d)}.')
-  logging.info('Frozen codec from %s step %d: codebook %s, %d pixels per '
-               'code.', ckpt_dir, step, codec.codebook.shape,
-               codec.spatial_factor)
-  return codec
-
-
-def _code_dataset_metadata(dataset_dir: str) -> dict[str, Any]:
-  """The metadata `--mode=encode` stored with a code dataset ({} if none)."""
-  path = os.path.join(dataset_dir, 'metadata.json')
-  if not dataset_dir or not os.path.isfile(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
-
-
-def _frozen_codec_for(config: ml_collections.ConfigDict) -> FrozenCodec:
+def _frozen_codec_for(config: ml_collections.ConfigDict) -> frozen.FrozenCodec:
   """The codec named by `config.codec`, checked against the code dataset."""
   codec_config = config.get('codec', ml_collections.ConfigDict())
   workdir = codec_config.get('workdir', '')
@@ -270,13 +94,13 @@ def _frozen_codec_for(config: ml_collections.ConfigDict) -> FrozenCodec:
         f'config.input={config.input!r} reads a code dataset: pass '
         '--config.data.dataset_dir=<codec workdir>/codes/<dataset> (written '
         'by the codec\'s --mode=encode).')
-  metadata = _code_dataset_metadata(config.data.dataset_dir)
+  metadata = frozen.code_dataset_metadata(config.data.dataset_dir)
   # The codebook must be the one that wrote the codes: a codec trained on
   # after encoding has moved its entries.
   step = codec_config.get('step', 0) or metadata.get('codec_checkpoint_step')
-  codec = load_frozen_codec(
+  codec = frozen.load_frozen_codec(
       workdir, preset=codec_config.get('preset', ''), step=step,
-      with_decoder=config.input == 'reconstructions')
+      with_params=config.input == 'reconstructions')
   stored = (metadata.get('num_codebooks'), metadata.get('codebook_size'))
   if metadata and stored != codec.codebook.shape[:2]:
     raise ValueError(
@@ -634,7 +458,7 @@ def evaluate_clips(config: ml_collections.ConfigDict,
             'rows': rows, 'table': table}
   codec = task.extras['codec']
   if codec is not None:
-    cr = _code_dataset_metadata(config.data.dataset_dir).get(
+    cr = frozen.code_dataset_metadata(config.data.dataset_dir).get(
         'compression_rate')
     result['codec'] = {'workdir': codec.workdir, 'step': codec.step,
                        'compression_rate': cr}

@@ -18,11 +18,9 @@ import pytest
 from cvision import tasks
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
-from cvision.core import trainer
 from cvision.core.train_state import TrainState
 from cvision.tasks import s3d_classification as s3d_task
 from data_pipelines import input_pipeline
-from experiments.configs import codec as codec_configs
 from experiments.configs import s3d as s3d_configs
 from tests.conftest import main_args, run_main
 
@@ -30,14 +28,8 @@ O0 = {'xla_backend_optimization_level': 0}
 
 
 @pytest.fixture(scope='module')
-def codec_run(tmp_path_factory, data_dir):
-  """A tiny codec trained for 1 step: 8x32x32 -> 8x8x8 codes, N=2, K=32."""
-  workdir = str(tmp_path_factory.mktemp('codec'))
-  config = codec_configs.get_config('tiny')
-  config.data.data_dir = data_dir
-  config.train.steps = 1
-  trainer.train_and_evaluate(config, workdir)
-  return workdir
+def codec_run(tiny_codec_run):
+  return tiny_codec_run
 
 
 def _config(presets, codec_workdir='', **model):
