@@ -6,6 +6,8 @@ r"""S3D on RGB against S3D on codes: forward and train-step time, memory.
 Inputs, one network each (paper App. E.1: only the stem's strides differ):
   rgb      pixels `[B, T, H, W, 3]`;
   codes/4  a 1/4 code grid, 1 codebook of 8192 x 256-d (CR ~30 at 256x256);
+  codes/4+proj  the same with a 1x1x1 projection to 32 channels before the
+           stem (`model.code_projection_channels`; not in the paper);
   codes/16 a 1/16 code grid, 2 codebooks of 4096 x 128-d (CR 256 at 256x256).
 The code inputs include the on-device codebook lookup. Ratios are RGB time
 over codes time, measured in this run. Random weights and inputs: speed does
@@ -37,9 +39,11 @@ SIZES = {
     'cpu': ((16, 64, 64), 4, 0.25),
     'paper': ((32, 256, 256), 8, 1.0),
 }
-# name: (spatial downsampling, codebooks N, entries K, entry dim D); None=RGB.
-INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256),
-          'codes/16': (16, 2, 4096, 128)}
+# name: (spatial downsampling, codebooks N, entries K, entry dim D,
+#        input projection channels); None = RGB.
+INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256, 0),
+          'codes/4+proj': (4, 1, 8192, 256, 32),
+          'codes/16': (16, 2, 4096, 128, 0)}
 
 
 def _time(fn, *args, repeats):
@@ -64,15 +68,16 @@ def measure(name, thw, batch, width, repeats):
   t, h, w = thw
   spec = INPUTS[name]
   if spec is None:
-    stem, codebooks = s3d.StemConfig(), None
+    stem, codebooks, projection = s3d.StemConfig(), None, 0
     inputs = jnp.asarray(rng.random((batch, t, h, w, 3), np.float32))
   else:
-    factor, n, k, d = spec
+    factor, n, k, d, projection = spec
     stem = s3d.stem_for_input((t, h // factor, w // factor), thw)
     codebooks = jnp.asarray(rng.normal(size=(n, k, d)).astype(np.float32))
     inputs = jnp.asarray(rng.integers(
         0, k, (batch, t, h // factor, w // factor, n)).astype(np.uint16))
-  model = s3d.S3D(num_classes=400, width_multiplier=width, stem=stem)
+  model = s3d.S3D(num_classes=400, width_multiplier=width, stem=stem,
+                  input_projection=projection)
   labels = jnp.asarray(rng.integers(0, 400, (batch,)))
 
   def features(x):

@@ -273,6 +273,10 @@ class S3D(nn.Module):
       'frame' -> logits `[B, T, classes]` per time step, nearest-upsampled
       from the network's T' back to the input T.
     dropout_rate: dropout before the classifier.
+    input_projection: if > 0, a learned 1x1x1 projection of the input to this
+      many channels before the stem. Not in the paper: for wide code
+      embeddings at 1/4 of the pixel grid (e.g. 256-d at CR ~30) the 7x7
+      first conv otherwise costs ~20x RGB's (docs/benchmarks.md).
     dtype: computation dtype (parameters stay float32; logits are float32).
   """
   num_classes: int
@@ -282,6 +286,7 @@ class S3D(nn.Module):
   stem: StemConfig = StemConfig()
   head: str = 'video'
   dropout_rate: float = 0.5
+  input_projection: int = 0
   dtype: Any = jnp.float32
 
   def _ch(self, c: int) -> int:
@@ -312,6 +317,10 @@ class S3D(nn.Module):
     s, d, ch = self.stem, self.dtype, self._ch
     ends = {}
     x = x.astype(d)
+    if self.input_projection:
+      x = nn.Dense(self.input_projection, dtype=d,
+                   name='Input_projection_1x1x1')(x)
+      ends['Input_projection_1x1x1'] = x
 
     x = SepConv3D(ch(s.conv1_channels), 7, s.conv1_stride, d,
                   name='Conv3d_1a_7x7')(x, train)

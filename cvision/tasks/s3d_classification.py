@@ -68,6 +68,10 @@ def default_model_config() -> ml_collections.ConfigDict:
       # (App. E.1, Figs. 13-14) but states the values only in its figures.
       'stem_conv1_channels': 64,
       'stem_conv2_channels': 64,
+      # codes only: > 0 projects the embeddings to this many channels before
+      # the stem (not in the paper; cheaper for wide embeddings, see
+      # `s3d.S3D.input_projection`).
+      'code_projection_channels': 0,
   })
 
 
@@ -281,6 +285,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
       num_classes=m.num_classes, width_multiplier=m.width_multiplier,
       min_channels=m.min_channels, gating=m.gating, stem=stem, head=m.head,
       dropout_rate=m.dropout_rate,
+      input_projection=(m.code_projection_channels
+                        if input_type == 'codes' else 0),
       # S3D computes in its `dtype` whatever its parameters' dtype is.
       dtype=precision.compute_dtype(
           config.get('train', {}).get('compute_dtype', 'float32')))

@@ -108,6 +108,9 @@ def get_config(arg: str | None = None):
   c.model.head = 'video'  # video (label) | frame (frame_labels)
   c.model.stem_conv1_channels = 64
   c.model.stem_conv2_channels = 64
+  # codes: > 0 = a 1x1x1 projection of the code embeddings before the stem
+  # (not in the paper; pays off for wide embeddings at 1/4 of the pixel grid).
+  c.model.code_projection_channels = 0
 
   # The frozen codec, for codes and reconstructions.
   c.codec = base.ml_collections.ConfigDict()

@@ -198,3 +198,20 @@ def test_adam_lowers_cross_entropy_on_codes():
   mean0 = variables['batch_stats']['Mixed_3b']['Branch_0_1x1']['bn']['mean']
   mean = batch_stats['Mixed_3b']['Branch_0_1x1']['bn']['mean']
   assert not np.allclose(mean0, mean)
+
+
+def test_input_projection_narrows_what_the_stem_reads():
+  """A wide embedding is projected to `input_projection` channels first."""
+  model = _model('quarter', input_projection=4)
+  (logits, ends), variables = _shapes(model, GRIDS['quarter'], 256)
+  assert logits.shape == (2, NUM_CLASSES)
+  assert ends['Input_projection_1x1x1'].shape == (2, 8, 16, 16, 4)
+  params = variables['params']
+  assert params['Input_projection_1x1x1']['kernel'].shape == (256, 4)
+  # The stem's first conv now reads 4 channels, not 256.
+  (_, plain_ends), plain = _shapes(_model('quarter'), GRIDS['quarter'], 256)
+  first = lambda p: jax.tree.leaves(p['Conv3d_1a_7x7'])
+  assert max(x.size for x in first(params)) * 64 == max(
+      x.size for x in first(plain['params']))
+  for name in ('Conv3d_1a_7x7', 'Mixed_5c'):
+    assert ends[name].shape == plain_ends[name].shape
