@@ -82,7 +82,8 @@ class _DropLibraryInfo(std_logging.Filter):
     return not any(part in record.pathname for part in self._parts)
 
 
-def quiet_library_logs(libraries=('orbax', 'tensorstore', 'grain')) -> None:
+def quiet_library_logs(libraries=('orbax', 'tensorstore', 'grain',
+                                  'tensorflow_datasets')) -> None:
   """Keeps the console for our progress: libraries log only warnings up.
 
   Orbax logs through absl's logger like we do, so it is filtered by the

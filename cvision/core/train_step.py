@@ -32,7 +32,10 @@ def _split_variables(variables: PyTree) -> tuple[PyTree, PyTree]:
 
 def _init_batch(batch_spec: Batch) -> Batch:
   # One example is enough to fix parameter shapes, and keeps init cheap.
-  return {k: jnp.zeros((1,) + tuple(v.shape[1:]), v.dtype)
+  # canonicalize_dtype: int64 labels become int32 without x64, silently, as
+  # they do when a real batch reaches the device.
+  return {k: jnp.zeros((1,) + tuple(v.shape[1:]),
+                       jax.dtypes.canonicalize_dtype(v.dtype))
           for k, v in batch_spec.items()}
 
 
