@@ -271,7 +271,9 @@ class S3D(nn.Module):
       `stem_for_input`.
     head: 'video' -> logits `[B, classes]` from a T,H,W average;
       'frame' -> logits `[B, T, classes]` per time step, nearest-upsampled
-      from the network's T' back to the input T.
+      from the network's T' back to the input T;
+      'none' -> no head: the last conv feature map `[B, T', H', W', C']`
+      (Mixed_5c), for models that add their own (collaborative memory).
     dropout_rate: dropout before the classifier.
     input_projection: if > 0, a learned 1x1x1 projection of the input to this
       many channels before the stem. Not in the paper: for wide code
@@ -309,8 +311,9 @@ class S3D(nn.Module):
       (Mixed_5c, before pooling), the input for memory models, and the other
       keys are every named layer's output (e.g. 'Mixed_3b').
     """
-    if self.head not in ('video', 'frame'):
-      raise ValueError(f"head must be 'video' or 'frame', got {self.head!r}.")
+    if self.head not in ('video', 'frame', 'none'):
+      raise ValueError(
+          f"head must be 'video', 'frame' or 'none', got {self.head!r}.")
     if x.ndim != 5:
       raise ValueError(f'Expected [B, T, H, W, C], got shape {x.shape}.')
     num_frames = x.shape[1]
@@ -355,6 +358,8 @@ class S3D(nn.Module):
     x = mixed(x, 'Mixed_5b')
     x = mixed(x, 'Mixed_5c')
     ends['features'] = x
+    if self.head == 'none':
+      return (x, ends) if return_features else x
 
     if self.head == 'video':
       x = jnp.mean(x, axis=(1, 2, 3))  # [B, C]

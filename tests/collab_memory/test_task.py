@@ -1,0 +1,103 @@
+"""The video-level task: clip sampling, Eq. 1, and the two memory strategies."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cvision.tasks import collab_memory as task_lib
+from experiments.configs import collab_memory as configs
+from tests.conftest import main_args, run_main
+
+O0 = {'xla_backend_optimization_level': 0}
+
+
+def test_one_start_per_segment():
+  for seed in range(20):
+    starts = np.asarray(task_lib.segment_clip_starts(
+        jax.random.key(seed), num_frames=32, num_clips=4, clip_frames=8))
+    # Starts 0..24 cut in 4 segments of 25/4 frames.
+    edges = np.linspace(0, 25, 5)
+    assert np.all(starts >= np.floor(edges[:-1]))
+    assert np.all(starts < np.ceil(edges[1:]))
+    assert starts.max() <= 24
+  with pytest.raises(ValueError, match='shorter than the clips'):
+    task_lib.segment_clip_starts(jax.random.key(0), 4, 2, 8)
+
+
+def test_gather_clips():
+  videos = jnp.arange(2 * 10).reshape(2, 10)
+  clips = task_lib.gather_clips(videos, jnp.array([0, 6]), 3)
+  np.testing.assert_array_equal(clips[1, 1], [16, 17, 18])
+  assert clips.shape == (2, 2, 3)
+
+
+def test_video_level_loss_by_hand():
+  logits = jnp.array([[[2.0, 0.0]], [[0.0, 0.0]]])  # N=2, B=1, K=2.
+  labels = jnp.array([0])
+  loss, video = task_lib.video_level_loss(logits, labels, 0.5)
+  ce = lambda z: -jax.nn.log_softmax(z)[0]
+  want = 0.5 * (ce(logits[0, 0]) + ce(logits[1, 0])) / 2 + ce(
+      jnp.array([1.0, 0.0]))
+  np.testing.assert_allclose(loss, want, rtol=1e-6)
+  np.testing.assert_allclose(video, [[1.0, 0.0]])
+
+
+def _task(strategy, **cm):
+  config = configs.get_config('tiny')
+  config.cm.strategy = strategy
+  for k, v in cm.items():
+    config.cm[k] = v
+  return task_lib.build_task(config)
+
+
+def test_batch_reduction_and_multi_iteration_agree():
+  batch = {'video': jnp.asarray(np.random.default_rng(0).integers(
+      0, 255, (4, 8, 32, 32, 3)), jnp.uint8),
+           'label': jnp.array([1, 3, 0, 7])}
+  reduced, scanned = _task('batch_reduction'), _task('multi_iteration')
+  variables = jax.jit(reduced.init)(jax.random.key(0), batch)
+  params = variables['params']
+  collections = {k: v for k, v in variables.items() if k != 'params'}
+
+  def run(task):
+    fn = jax.jit(jax.value_and_grad(task.loss, has_aux=True))
+    return fn.lower(params, collections, batch, jax.random.key(1)).compile(
+        O0)(params, collections, batch, jax.random.key(1))
+
+  (loss_a, (_, coll_a)), grads_a = run(reduced)
+  (loss_b, (_, coll_b)), grads_b = run(scanned)
+  # Equal up to float reassociation (vmapped against scanned convolutions,
+  # amplified by batch norm over a few videos of noise).
+  np.testing.assert_allclose(loss_a, loss_b, rtol=1e-3)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3,
+                                                       atol=1e-5),
+               coll_a, coll_b)
+  difference = optax.global_norm(jax.tree.map(jnp.subtract, grads_a,
+                                              grads_b))
+  assert difference < 1e-2 * optax.global_norm(grads_a)
+
+
+def test_frozen_backbone_gets_no_gradient():
+  task = _task('batch_reduction', freeze_backbone=True)
+  batch = {'video': jnp.zeros((2, 8, 32, 32, 3), jnp.uint8) + 100,
+           'label': jnp.array([0, 1])}
+  variables = jax.jit(task.init)(jax.random.key(0), batch)
+  params = variables['params']
+  collections = {k: v for k, v in variables.items() if k != 'params'}
+  grads, _ = jax.jit(jax.grad(task.loss, has_aux=True)).lower(
+      params, collections, batch, jax.random.key(1)).compile(O0)(
+          params, collections, batch, jax.random.key(1))
+  assert optax.global_norm(grads['backbone']) == 0
+  assert optax.global_norm(grads['head']) > 0
+
+
+@pytest.mark.slow
+def test_binary_trains_and_evaluates(tmp_path, data_dir):
+  workdir = tmp_path / 'cm'
+  run_main(main_args('experiments/configs/collab_memory.py:tiny,cm',
+                     workdir, data_dir))
+  proc = run_main(main_args('experiments/configs/collab_memory.py:tiny,cm',
+                            workdir, data_dir, '--mode=eval'))
+  assert (workdir / 'checkpoints').is_dir()
+  assert 'top1' in proc.stderr + proc.stdout
