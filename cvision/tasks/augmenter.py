@@ -1,0 +1,346 @@
+r"""The augmentation network, trained through a frozen codec (Sec. 3.4, 4.5).
+
+For a clip X and random parameters p of one augmentation family, the loss is
+
+  | A(X; p) - decode(a(encode(X), p)) |_1
+
+with `A` the pixel transform (`cvision.augment.pixel_transforms`), `encode`
+and `decode` the frozen codec (`cvision.codec.frozen`, read once from
+`config.codec.workdir`, never trained) and `a` the network
+(`cvision.models.augmenter`). `a` sees the codes' quantised latents `[B, T_c,
+H_c, W_c, N*D]` (the codebook entries, concatenated) and returns latents of
+that shape, which the decoder reads as they are (no re-quantisation).
+
+One network per family: `config.augment.family` is one of 'crop', 'flip',
+'brightness', 'saturation', 'rotation', each with its own parameters, or
+'all', one network conditioned on the parameters of every family at once (the
+inactive families at their identity values, so the active one is implied).
+Per-family networks are what the paper trains (a network for crops, one for
+flips); 'all' trades some quality for a single network.
+
+Evaluation (per example, `[B]`): each video gets parameters drawn from its
+own key (a hash of its pixels), so the figures do not depend on the batch
+size; flips are always on (an unflipped clip says nothing). Metrics against
+the target A(X; p): `ssim`, `psnr`, `l1` of the learned augmentation; the
+same of the plain reconstruction decode(encode(X)) (`*_plain`); of
+A(decode(encode(X)); p), the reconstruction augmented in pixels
+(`*_decode_then_augment`, what decoding first would give); and, for crops and
+flips, of the naive operation on the code grid (`*_code_space`:
+`nn_crop.nearest_neighbour_crop`, `nn_crop.flip_code_grid`).
+
+`--mode=eval` (`quality_report`) writes `WORKDIR/eval/augmenter_<split>.{json,
+md}` (one row per family; 'all' gives a row for each) and
+`WORKDIR/eval/<family>_grid.png`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cvision.augment import nn_crop
+from cvision.augment import params as params_lib
+from cvision.augment import pixel_transforms as pt
+from cvision.augment import report as report_lib
+from cvision.codec import frozen
+from cvision.core import config_utils
+from cvision.core import metric_logging
+from cvision.core import precision
+from cvision.core import task as task_lib
+from cvision.core import trainer
+from cvision.metrics import video_quality
+from cvision.models import augmenter as augmenter_model
+from data_pipelines import input_pipeline
+
+NAME = 'augmenter'
+VIDEO_KEY = 'video'
+# Evaluation flips every clip.
+_EVAL_OVERRIDES = {'flip_probability': 1.0}
+
+
+def default_model_config() -> ml_collections.ConfigDict:
+  """Network hyper-parameters (App. E.1); `config.model` overrides any."""
+  return ml_collections.ConfigDict({
+      'mlp_features': (64, 64, 64),
+      'width': 128,
+      'num_layers': 2,
+      'num_heads': 4,
+      'ffw_size': 128,
+      'max_frames': 16,  # Longer clips go through in windows of this many.
+      'attention': 'factorized',  # factorized | joint
+      'position_init': 'sinusoidal',  # sinusoidal | normal
+  })
+
+
+def resolve_model_config(model_config: Any) -> ml_collections.ConfigDict:
+  config = config_utils.with_defaults(default_model_config(), model_config,
+                                      'augmenter model')
+  if config.attention not in augmenter_model.ATTENTION:
+    raise ValueError(f'config.model.attention={config.attention!r}: expected '
+                     f'one of {augmenter_model.ATTENTION}.')
+  return config
+
+
+def build_model(model_config: ml_collections.ConfigDict,
+                dtype: Any = jnp.float32
+                ) -> augmenter_model.AugmentationNetwork:
+  m = resolve_model_config(model_config)
+  return augmenter_model.AugmentationNetwork(
+      mlp_features=tuple(m.mlp_features), width=m.width,
+      num_layers=m.num_layers, num_heads=m.num_heads, ffw_size=m.ffw_size,
+      max_frames=m.max_frames, attention=m.attention,
+      position_init=m.position_init, dtype=dtype)
+
+
+def load_codec(config: ml_collections.ConfigDict) -> frozen.FrozenCodec:
+  """The frozen codec of `config.codec`, encoder and decoder included."""
+  codec_config = config.get('codec', ml_collections.ConfigDict())
+  workdir = codec_config.get('workdir', '')
+  if not workdir:
+    raise ValueError('The augmenter trains through a trained codec: pass '
+                     '--config.codec.workdir=<the codec run\'s --workdir>.')
+  codec = frozen.load_frozen_codec(
+      workdir, preset=codec_config.get('preset', ''),
+      step=codec_config.get('step', 0) or None, with_params=True)
+  # FrozenCodec copies its variables to the device on first use; done under
+  # a trace (jit, eval_shape) they would be tracers that leak into the next
+  # trace. One eager call makes them concrete.
+  codec.codes_to_latents(jnp.zeros((1, codec.codebook.shape[0]), jnp.int32))
+  return codec
+
+
+def example_keys(seed: int, video: jax.Array) -> jax.Array:
+  """One PRNG key per clip of `[B, ...]` uint8 `video`, from its pixels."""
+  digest = jnp.sum(video.reshape(video.shape[0], -1).astype(jnp.uint32),
+                   axis=1)
+  base = jax.random.PRNGKey(seed)
+  return jax.vmap(lambda d: jax.random.fold_in(base, d))(digest)
+
+
+def per_example_params(seed: int, family: str, video: jax.Array,
+                       augment_config) -> jax.Array:
+  """`[B, P]`: each clip's evaluation parameters (flips always on)."""
+  overrides = dict(augment_config.items(), **_EVAL_OVERRIDES)
+  sample = lambda key: params_lib.sample_params(key, family, 1, overrides)[0]
+  return jax.vmap(sample)(example_keys(seed, video))
+
+
+def code_space_baseline(codec: frozen.FrozenCodec, family: str,
+                        codes: jax.Array, p: jax.Array) -> jax.Array | None:
+  """The decoded code-grid operation for crops and flips, else None."""
+  if family == 'crop':
+    grid = codes.shape[2:4]
+    return codec.decode(nn_crop.nearest_neighbour_crop(codes, p, grid))
+  if family == 'flip':
+    flipped = nn_crop.flip_code_grid(codes)
+    on = (p[:, 0] >= 0.5)[:, None, None, None, None]
+    return codec.decode(jnp.where(on, flipped, codes))
+  return None
+
+
+def _quality(target: jax.Array, video: jax.Array) -> dict[str, jax.Array]:
+  target = target.astype(jnp.float32)
+  video = jnp.clip(video.astype(jnp.float32), 0.0, 1.0)
+  return {'ssim': video_quality.ssim(video, target),
+          'psnr': video_quality.psnr(video, target),
+          'l1': jnp.mean(jnp.abs(video - target), axis=(1, 2, 3, 4))}
+
+
+def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
+  """The augmenter of `config.augment.family` on `config.codec`'s codec.
+
+  Metrics of `loss`: l1 (the loss). `evaluate`: see the module docstring.
+  Extras: 'codec' (the `FrozenCodec`), 'model()', 'family', 'augment'
+  (the resolved ranges), 'apply(params, latents, p)', 'compare(params,
+  video, p, family)' (every decoded video of the report, for a family the
+  network can do) and 'eval_params(video, family)'.
+  """
+  augment_config = params_lib.resolve_config(config.get('augment', None))
+  family = augment_config.family
+  codec = load_codec(config)
+  compute = precision.compute_dtype(
+      config.get('train', {}).get('compute_dtype', 'float32'))
+  model = build_model(config.get('model', None), compute)
+  eval_seed = config.get('seed', 0) + 1
+
+  def apply(params, latents, p):
+    return model.apply({'params': params}, latents, p)
+
+  def latents_of(video):
+    # The codec is frozen and codes are integers: nothing flows back here.
+    return jax.lax.stop_gradient(codec.codes_to_latents(codec.encode(video)))
+
+  def network_params(p, of_family):
+    """Parameters of `of_family` as this network's input."""
+    if of_family == family:
+      return p
+    if family != 'all':
+      raise ValueError(f'This network does {family!r}, not {of_family!r}.')
+    return params_lib.embed_in_all(of_family, p)
+
+  def init(rng, batch):
+    video = batch[VIDEO_KEY].astype(jnp.float32) / 255.0
+    latents = jax.eval_shape(latents_of, video)
+    p = jnp.zeros((video.shape[0], pt.param_dim(family)), jnp.float32)
+    return model.init(rng, jnp.zeros(latents.shape, latents.dtype), p)
+
+  def loss(params, collections, batch, rng):
+    video = precision.to_unit_float(batch[VIDEO_KEY], params)
+    p = params_lib.sample_params(rng, family, video.shape[0], augment_config)
+    target = pt.augment(family, video.astype(jnp.float32), p)
+    decoded = codec.decode_latents(apply(params, latents_of(video), p))
+    l1 = jnp.mean(jnp.abs(decoded.astype(jnp.float32) - target))
+    return l1, ({'l1': l1}, collections)
+
+  def compare(params, video, p, of_family):
+    """Decoded videos for the quality figures; `video` float `[B, ...]`."""
+    codes = codec.encode(video)
+    latents = codec.codes_to_latents(codes)
+    plain = codec.decode(codes)
+    out = {
+        'original': video,
+        'target': pt.augment(of_family, video, p),
+        'learned': jnp.clip(codec.decode_latents(
+            apply(params, latents, network_params(p, of_family))), 0.0, 1.0),
+        'plain': plain,
+        'decode_then_augment': pt.augment(of_family, plain, p),
+    }
+    baseline = code_space_baseline(codec, of_family, codes, p)
+    if baseline is not None:
+      out['code_space'] = baseline
+    return out
+
+  def eval_params(video, of_family):
+    return per_example_params(eval_seed, of_family, video, augment_config)
+
+  def metrics_of(videos):
+    metrics = {}
+    for name in ('learned', 'plain', 'decode_then_augment', 'code_space'):
+      if name in videos:
+        suffix = '' if name == 'learned' else '_' + name
+        for k, v in _quality(videos['target'], videos[name]).items():
+          metrics[k + suffix] = v
+    return metrics
+
+  def evaluate(params, collections, batch):
+    del collections
+    raw = batch[VIDEO_KEY]
+    video = raw.astype(jnp.float32) / 255.0
+    return metrics_of(compare(params, video, eval_params(raw, family),
+                              family))
+
+  return task_lib.Task(
+      name=NAME, init=init, loss=loss, evaluate=evaluate,
+      input_keys=(VIDEO_KEY,),
+      extras={'codec': codec, 'model': lambda: model, 'family': family,
+              'augment': augment_config, 'apply': apply, 'compare': compare,
+              'eval_params': eval_params, 'metrics': metrics_of})
+
+
+# ---------------------------------------------------------------------------
+# --mode=eval: the quality report.
+
+
+def _describe(family: str, c: ml_collections.ConfigDict) -> str:
+  """The evaluated parameter ranges, in words."""
+  return {
+      'crop': f'box side {c.crop_min_scale:g}-{c.crop_max_scale:g} of the '
+              'frame, resized back',
+      'flip': 'every clip flipped',
+      'brightness': f'delta in ±{c.brightness_max_delta:g}',
+      'saturation': f'factor in [{c.saturation_min_factor:g}, '
+                    f'{c.saturation_max_factor:g}]',
+      'rotation': f'angle in ±{c.rotation_max_degrees:g}°',
+  }[family]
+
+
+# Rows of the PNG grids: batch entry of `compare` -> label.
+_GRID_ROWS = {'original': 'X', 'target': 'A(X; p)',
+              'learned': 'learned', 'plain': 'plain recon.'}
+_CODE_SPACE_NAMES = {'crop': 'NN code crop', 'flip': 'code-grid flip',
+                     'brightness': '', 'saturation': '', 'rotation': ''}
+
+
+def quality_report(config: ml_collections.ConfigDict,
+                   workdir: str) -> dict[str, Any]:
+  """`--mode=eval`: per-family SSIM of learned against plain, and grids.
+
+  Restores the latest checkpoint in `workdir`, evaluates the first
+  `eval.num_videos` videos of `eval.split` (held out from training) for each
+  family the network does, and writes `WORKDIR/eval/augmenter_<split>.json`,
+  `.md` and `<family>_grid.png` (per video: original, A(X; p), learned,
+  plain reconstruction, and the code-grid operation for crops and flips).
+  """
+  run = trainer.restore_trained(config, workdir)
+  task, split = run.task, config.eval.split
+  family = task.extras['family']
+  families = pt.SINGLE_FAMILIES if family == 'all' else (family,)
+  params = run.state.params
+  source = run.source(split)
+  num_videos = min(config.eval.num_videos or len(source), len(source))
+  batch_size = config.data.batch_size
+  out_dir = os.path.join(workdir, 'eval')
+  rows, grids = [], {}
+  try:
+    for of_family in families:
+      @jax.jit
+      def step(params, raw, of_family=of_family):
+        video = raw.astype(jnp.float32) / 255.0
+        videos = task.extras['compare'](
+            params, video, task.extras['eval_params'](raw, of_family),
+            of_family)
+        return videos, task.extras['metrics'](videos)
+
+      per_example = []
+      for start in range(0, num_videos, batch_size):
+        indices = range(start, min(start + batch_size, num_videos))
+        raw = np.stack([source[i][VIDEO_KEY] for i in indices])
+        videos, metrics = jax.device_get(step(params, raw))
+        per_example.append(metrics)
+        if start == 0:
+          names = dict(_GRID_ROWS, code_space=_CODE_SPACE_NAMES[of_family])
+          grids[of_family] = report_lib.save_rows_grid(
+              os.path.join(out_dir, f'{of_family}_grid.png'),
+              [(label, videos[k]) for k, label in names.items()
+               if k in videos], max_videos=config.eval.grid_videos)
+      row = {'family': of_family,
+             'what': _describe(of_family, task.extras['augment']),
+             'num_videos': num_videos}
+      for k in per_example[0]:
+        values = np.concatenate([m[k] for m in per_example])
+        row[k], row[k + '_std'] = float(np.mean(values)), float(np.std(values))
+      rows.append(row)
+      logging.info('%s: %s', of_family, row)
+  finally:
+    run.checkpointer.close()
+
+  step_count = int(jax.device_get(run.state.step))
+  codec = task.extras['codec']
+  table = report_lib.format_table(rows)
+  title = (f'Augmenter ({family}) @ step {step_count} on {num_videos} '
+           f'{split} videos; codec {codec.workdir} @ step {codec.step}. SSIM '
+           '(mean ± std over videos) and PSNR (dB) against the pixel '
+           'augmentation A(X; p). learned: decode(a(encode(X), p)); plain: '
+           'decode(encode(X)); decode+pixel aug.: A(decode(encode(X)); p); '
+           'code-grid op: nearest-neighbour crop / mirror of the code grid, '
+           'decoded.')
+  result = {'step': step_count, 'split': split, 'family': family,
+            'codec': {'workdir': codec.workdir, 'step': codec.step},
+            'rows': rows, 'table': table, 'grids': grids}
+  metric_logging.write_json(os.path.join(out_dir, f'augmenter_{split}.json'),
+                            result)
+  if jax.process_index() == 0:
+    with open(os.path.join(out_dir, f'augmenter_{split}.md'), 'w') as f:
+      f.write(f'{title}\n\n{table}\n')
+  logging.info('%s\n%s', title, table)
+  return result
+
+
+# `--mode`s beyond train (see `cvision.tasks.modes`).
+MODES = {'eval': quality_report}

@@ -1,0 +1,134 @@
+"""The augmenter task through the shared core, on the tiny codec."""
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cvision import tasks
+from cvision.core import sharding
+from cvision.core import train_step as train_step_lib
+from cvision.core.train_state import TrainState
+from data_pipelines import input_pipeline
+from experiments.configs import augmenter as augmenter_configs
+
+
+def _config(presets, codec_workdir, data_dir):
+  config = augmenter_configs.get_config(presets)
+  config.codec.workdir = codec_workdir
+  config.data.data_dir = data_dir
+  return config
+
+
+def _batch(config, n=4):
+  source = input_pipeline.load_source(config.data, 'train')
+  return {'video': np.stack([source[i]['video'][:4] for i in range(n)])}
+
+
+def _paths(tree):
+  return {jax.tree_util.keystr(p) for p, _ in
+          jax.tree_util.tree_leaves_with_path(tree)}
+
+
+@pytest.fixture(scope='module')
+def crop_task(tiny_codec_run, data_dir):
+  config = _config('tiny,crop', tiny_codec_run, data_dir)
+  task = tasks.build_task(config)
+  batch = _batch(config)
+  variables = jax.jit(task.init)(jax.random.PRNGKey(0), batch)
+  return task, batch, variables
+
+
+def test_gradients_reach_only_the_augmenter(crop_task):
+  task, batch, variables = crop_task
+  params = sharding.unbox(variables['params'])
+  assert set(variables) == {'params'}  # No codec collection in the state.
+  assert set(params) == {'mlp_0', 'mlp_1', 'mlp_out', 'transformer'}
+  codec_before = jax.tree.map(np.copy, dict(task.extras['codec'].variables))
+
+  tx = optax.adam(3e-3)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                     opt_state=tx.init(params), collections={},
+                     rng=jax.random.PRNGKey(1))
+  step = jax.jit(functools.partial(train_step_lib.train_step, task=task,
+                                   tx=tx, grad_accum_steps=1,
+                                   dtype=jnp.float32))
+  losses, changed = [], []
+  for _ in range(4):
+    new_state, metrics = step(state, batch)
+    losses.append(float(metrics['loss']))
+    changed.append({path for path, moved in _paths_where(jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params))
+                    if moved})
+    state = new_state
+  # At initialisation a(z, p) = z: only the zero-initialised output layer
+  # has a gradient (Adam moves nothing else); from the second step on,
+  # every augmenter parameter moves.
+  assert changed[0] == {"['transformer']['out']['bias']",
+                        "['transformer']['out']['kernel']"}
+  assert changed[1] == _paths(params)
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
+  # The codec is a constant: its variables are untouched.
+  jax.tree.map(np.testing.assert_array_equal, codec_before,
+               dict(task.extras['codec'].variables))
+
+
+def _paths_where(tree):
+  return [(jax.tree_util.keystr(p), v) for p, v in
+          jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
+  task, batch, variables = crop_task
+  params = sharding.unbox(variables['params'])
+  evaluate = jax.jit(task.evaluate)
+  metrics = jax.device_get(evaluate(params, {}, batch))
+  expected = {f'{m}{s}' for m in ('ssim', 'psnr', 'l1')
+              for s in ('', '_plain', '_decode_then_augment', '_code_space')}
+  assert set(metrics) == expected
+  assert all(v.shape == (4,) for v in metrics.values())
+  # An untrained network is the identity: learned = plain reconstruction
+  # (up to the 256-level rounding of the plain decode).
+  np.testing.assert_allclose(metrics['ssim'], metrics['ssim_plain'],
+                             atol=0.02)
+  # Each clip's parameters come from its own pixels, not its batch slot.
+  reordered = jax.device_get(
+      evaluate(params, {}, {'video': batch['video'][::-1]}))
+  np.testing.assert_allclose(reordered['ssim'], metrics['ssim'][::-1],
+                             rtol=1e-5)
+
+
+def test_missing_codec_is_named(data_dir):
+  config = _config('tiny,crop', '', data_dir)
+  with pytest.raises(ValueError, match='--config.codec.workdir'):
+    tasks.build_task(config)
+  config = _config('tiny', '', data_dir)
+  config.augment.family = 'zoom'
+  with pytest.raises(ValueError, match="family 'zoom'"):
+    tasks.build_task(config)
+
+
+def test_binary_trains_and_writes_the_quality_report(tiny_augmenter_run,
+                                                     tiny_codec_run,
+                                                     data_dir):
+  workdir = tiny_augmenter_run  # Trained by the binary (conftest).
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '2'))
+  config = _config('tiny,crop', tiny_codec_run, data_dir)
+  tasks.modes(config)['eval'](config, workdir)
+  with open(os.path.join(workdir, 'eval', 'augmenter_test.json')) as f:
+    result = json.load(f)
+  (row,) = result['rows']
+  assert row['family'] == 'crop' and row['num_videos'] == 4
+  for key in ('ssim', 'ssim_plain', 'ssim_decode_then_augment',
+              'ssim_code_space'):
+    assert -1 <= row[key] <= 1
+  with open(os.path.join(workdir, 'eval', 'augmenter_test.md')) as f:
+    assert '| crop |' in f.read()
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  grid = Image.open(os.path.join(workdir, 'eval', 'crop_grid.png'))
+  # 2 videos x 5 rows (original, A(X;p), learned, plain, NN crop) of 32 px.
+  assert grid.size[1] == 2 * 5 * 34 + 2 - 2
