@@ -1,0 +1,277 @@
+"""Video -> GOPs of I-frame, motion vectors and residuals, raw and accumulated.
+
+  gops = extract_gops('clip.mp4')            # or the bytes of a video file
+  gops.i_frames                      # [G, H, W, 3] uint8
+  gops.motion_vectors                # [G, P, H, W, 2] float32, (dx, dy) px
+  gops.residuals                     # [G, P, H, W, 3] int16
+  gops.accumulated_motion_vectors    # [G, P, H, W, 2] int16, from I-frame
+  gops.accumulated_residuals         # [G, P, H, W, 3] int16
+  gops.reencoded, gops.reencode_reason
+
+P = gop_size - 1 (11 for the paper's GOP of 12). A source that is not MPEG-4
+part 2 with that GOP and no B-frames (e.g. H.264 with B-frames, or MPEG-4
+with scene-cut I-frames) is decoded and re-encoded with `encoding.
+encode_mpeg4` first: the result says so (`reencoded`, `reencode_reason`) and
+a warning names the file; `allow_reencode=False` makes it an error instead.
+Trailing frames that do not fill a GOP are dropped (`dropped_frames`).
+Corrupt files, files without video and odd frame sizes raise
+`MpegExtractionError` naming the source.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from typing import Union
+
+from absl import logging
+import av
+import numpy as np
+
+from data_pipelines.mpeg import accumulate as accumulate_lib
+from data_pipelines.mpeg import encoding
+from data_pipelines.mpeg import motion_vectors
+from data_pipelines.mpeg.errors import MpegExtractionError
+
+Source = Union[str, os.PathLike, bytes]
+I_FRAME, P_FRAME, B_FRAME = 1, 2, 3  # `frame.pict_type` values.
+_TYPE_NAMES = {I_FRAME: 'I', P_FRAME: 'P', B_FRAME: 'B'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Gops:
+  """The compressed-domain modalities of a video's complete GOPs.
+
+  Attributes:
+    i_frames: `[G, H, W, 3] uint8`, the decoded I-frames.
+    motion_vectors: `[G, P, H, W, 2] float32` (dx, dy) in pixels (half-pixel
+      steps for MPEG-4): pixel i of P-frame t comes from `i - tau` in frame
+      t-1.
+    residuals: `[G, P, H, W, 3] int16`, each P-frame minus its prediction
+      from the previous frame moved by the whole-pixel motion.
+    accumulated_motion_vectors: `[G, P, H, W, 2] int16`, motion traced back
+      to the I-frame (Eq. 1-2), whole pixels.
+    accumulated_residuals: `[G, P, H, W, 3] int16`, residuals against the
+      I-frame moved by the accumulated motion (Eq. 2).
+    decoded: `[G, 1 + P, H, W, 3] uint8` decoded frames when asked for
+      (`keep_decoded=True`), else None.
+    source: the file name, or a description of in-memory bytes.
+    codec: the source's codec as FFmpeg names it (before any re-encoding).
+    reencoded: whether the source was re-encoded to MPEG-4 part 2 first.
+    reencode_reason: why it was ('' when it was not).
+    num_frames: frames decoded from the (re-encoded) stream.
+    dropped_frames: trailing frames that did not fill a GOP.
+  """
+  i_frames: np.ndarray
+  motion_vectors: np.ndarray
+  residuals: np.ndarray
+  accumulated_motion_vectors: np.ndarray
+  accumulated_residuals: np.ndarray
+  decoded: np.ndarray | None
+  source: str
+  codec: str
+  reencoded: bool
+  reencode_reason: str
+  num_frames: int
+  dropped_frames: int
+
+  @property
+  def num_gops(self) -> int:
+    return self.i_frames.shape[0]
+
+
+@dataclasses.dataclass
+class _Decoded:
+  codec: str
+  height: int
+  width: int
+  pict_types: list[int]
+  frames: list[np.ndarray]
+  vectors: list[np.ndarray | None]
+
+
+def _describe(source: Source) -> str:
+  if isinstance(source, (bytes, bytearray)):
+    return f'<{len(source)} bytes in memory>'
+  return repr(os.fspath(source))
+
+
+def _open(source: Source, name: str):
+  if not isinstance(source, (bytes, bytearray)):
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+      raise MpegExtractionError(name, 'no such file')
+    source = path
+  else:
+    source = io.BytesIO(source)
+  try:
+    container = av.open(source, mode='r')
+  except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+    raise MpegExtractionError(
+        name, f'not a readable video container, corrupt or not a video '
+        f'({e})') from e
+  if not container.streams.video:
+    container.close()
+    raise MpegExtractionError(name, 'the container has no video stream')
+  return container
+
+
+def _decode(source: Source, name: str, *, export_mvs: bool,
+            size: tuple[int, int] | None, max_frames: int | None
+            ) -> _Decoded:
+  """Decodes RGB frames (resized to `size`), picture types and vectors."""
+  container = _open(source, name)
+  try:
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if export_mvs:
+      ctx.options = {'flags2': '+export_mvs'}
+    out = _Decoded(codec=ctx.name, height=ctx.height, width=ctx.width,
+                   pict_types=[], frames=[], vectors=[])
+    for frame in container.decode(stream):
+      if size is None:
+        rgb = frame.to_ndarray(format='rgb24')
+      else:
+        rgb = frame.to_ndarray(height=size[0], width=size[1], format='rgb24',
+                               interpolation='AREA')
+      side = frame.side_data.get('MOTION_VECTORS') if export_mvs else None
+      out.pict_types.append(int(frame.pict_type))
+      out.frames.append(rgb)
+      out.vectors.append(side.to_ndarray() if side is not None else None)
+      if max_frames is not None and len(out.frames) >= max_frames:
+        break
+  except (av.error.FFmpegError, OSError) as e:
+    raise MpegExtractionError(
+        name, f'decoding failed after {len(out.frames)} frames, corrupt '
+        f'stream ({e})') from e
+  finally:
+    container.close()
+  if not out.frames:
+    raise MpegExtractionError(name, 'no decodable frames')
+  out.height, out.width = out.frames[0].shape[:2]
+  return out
+
+
+def _structure_problem(pict_types: list[int], gop_size: int) -> str:
+  """Why the stream is not I/P GOPs of `gop_size`, or '' when it is."""
+  if any(t == B_FRAME for t in pict_types):
+    return 'it has B-frames'
+  if pict_types[0] != I_FRAME:
+    return 'its first frame is not an I-frame'
+  starts = [i for i, t in enumerate(pict_types) if t == I_FRAME]
+  lengths = np.diff(starts + [len(pict_types)])
+  # The last GOP may be cut short by the end of the video.
+  if np.any(lengths[:-1] != gop_size) or lengths[-1] > gop_size:
+    return (f'its GOPs have {sorted(set(lengths.tolist()))} frames, not '
+            f'{gop_size}')
+  odd = sorted({_TYPE_NAMES.get(t, str(t)) for t in pict_types} - {'I', 'P'})
+  if odd:
+    return f'it has {odd} frames'
+  return ''
+
+
+def _check_size(name: str, height: int, width: int, size) -> None:
+  if size is not None:
+    if len(size) != 2 or min(size) <= 0 or size[0] % 2 or size[1] % 2:
+      raise MpegExtractionError(name, f'size={size!r} must be an even '
+                                '(height, width) > 0 (4:2:0 chroma).')
+  elif height % 2 or width % 2:
+    raise MpegExtractionError(
+        name, f'odd frame size {height}x{width}: MPEG-4 with 4:2:0 chroma '
+        'needs even sizes; pass size=(height, width) to resize.')
+
+
+def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
+                 allow_reencode: bool = True,
+                 size: tuple[int, int] | None = None,
+                 max_gops: int | None = None,
+                 quantizer: int = encoding.DEFAULT_QUANTIZER,
+                 keep_decoded: bool = False) -> Gops:
+  """Extracts the complete GOPs of `source` (a path or a file's bytes).
+
+  Args:
+    source: a video file (any container FFmpeg reads), or its bytes.
+    gop_size: frames per GOP, an I-frame then `gop_size - 1` P-frames.
+    allow_reencode: re-encode a source that is not MPEG-4 part 2 in that GOP
+      structure (logged, and recorded in the result); if False, refuse it.
+    size: optional even (height, width); a source of another size is
+      resized, which means re-encoding.
+    max_gops: keep at most this many GOPs (None: all complete GOPs).
+    quantizer: MPEG-4 quantiser of a re-encoding.
+    keep_decoded: also return the decoded frames (`Gops.decoded`).
+
+  Raises:
+    MpegExtractionError: the source is missing, corrupt, has no video, has an
+      odd frame size, has fewer frames than one GOP, or needs re-encoding and
+      `allow_reencode` is False.
+  """
+  name = _describe(source)
+  max_frames = None if max_gops is None else max_gops * gop_size
+  decoded = _decode(source, name, export_mvs=True, size=None,
+                    max_frames=max_frames)
+  _check_size(name, decoded.height, decoded.width, size)
+  if decoded.codec != encoding.CODEC:
+    problem = f'it is {decoded.codec}, not MPEG-4 part 2 ({encoding.CODEC})'
+  else:
+    problem = _structure_problem(decoded.pict_types, gop_size)
+  if not problem and size is not None and tuple(size) != (decoded.height,
+                                                          decoded.width):
+    problem = (f'it is {decoded.height}x{decoded.width}, resized to '
+               f'{size[0]}x{size[1]}')
+  source_codec = decoded.codec
+  if problem:
+    if not allow_reencode:
+      raise MpegExtractionError(
+          name, f'{problem}; re-encode it (allow_reencode=True does, with '
+          f'encoding.encode_mpeg4: GOP {gop_size}, no B-frames).')
+    logging.warning('%s: %s; re-encoding to MPEG-4 part 2 (GOP %d, no '
+                    'B-frames, quantiser %d).', name, problem, gop_size,
+                    quantizer)
+    frames = np.stack(decoded.frames)
+    if size is not None and frames.shape[1:3] != tuple(size):
+      frames = _decode(source, name, export_mvs=False, size=tuple(size),
+                       max_frames=max_frames).frames
+      frames = np.stack(frames)
+    data = encoding.encode_mpeg4(frames, gop_size=gop_size,
+                                 quantizer=quantizer)
+    decoded = _decode(data, f'{name} (re-encoded)', export_mvs=True,
+                      size=None, max_frames=max_frames)
+    again = _structure_problem(decoded.pict_types, gop_size)
+    if again:  # The encoder settings guarantee the structure; never silent.
+      raise MpegExtractionError(name, f'after re-encoding, {again}')
+  return _split_gops(decoded, gop_size, name=name, codec=source_codec,
+                     reencode_reason=problem, keep_decoded=keep_decoded)
+
+
+def _split_gops(decoded: _Decoded, gop_size: int, *, name: str, codec: str,
+                reencode_reason: str, keep_decoded: bool) -> Gops:
+  num_frames = len(decoded.frames)
+  num_gops = num_frames // gop_size
+  if num_gops == 0:
+    raise MpegExtractionError(
+        name, f'{num_frames} frames, fewer than one GOP of {gop_size}.')
+  h, w = decoded.height, decoded.width
+  frames = np.stack(decoded.frames[:num_gops * gop_size]).reshape(
+      num_gops, gop_size, h, w, 3)
+  motion = np.stack([
+      motion_vectors.rasterise(decoded.vectors[g * gop_size + t], h, w)
+      for g in range(num_gops) for t in range(1, gop_size)
+  ]).reshape(num_gops, gop_size - 1, h, w, 2)
+  whole = motion_vectors.to_whole_pixels(motion)
+  residuals = np.stack([accumulate_lib.residuals(frames[g], whole[g])
+                        for g in range(num_gops)])
+  accumulated = [accumulate_lib.accumulate(whole[g], residuals[g])
+                 for g in range(num_gops)]
+  return Gops(
+      i_frames=frames[:, 0],
+      motion_vectors=motion,
+      residuals=residuals,
+      accumulated_motion_vectors=np.stack([a[0] for a in accumulated]),
+      accumulated_residuals=np.stack([a[1] for a in accumulated]),
+      decoded=frames if keep_decoded else None,
+      source=name,
+      codec=codec,
+      reencoded=bool(reencode_reason),
+      reencode_reason=reencode_reason,
+      num_frames=num_frames,
+      dropped_frames=num_frames - num_gops * gop_size)
