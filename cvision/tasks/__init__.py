@@ -13,9 +13,13 @@ from cvision.core.task import Task
 
 # config.task -> module with `build_task(config) -> Task`.
 TASK_MODULES = {
+    'augmenter': 'cvision.tasks.augmenter',
     'autoencoder': 'cvision.tasks.autoencoder',
     'codec': 'cvision.tasks.codec',
+    'collab_memory': 'cvision.tasks.collab_memory',
+    'mpeg_stm': 'cvision.tasks.mpeg_stm',
     's3d_classification': 'cvision.tasks.s3d_classification',
+    'past_future': 'cvision.tasks.past_future',
 }
 
 
