@@ -78,6 +78,7 @@ def test_batch_reduction_and_multi_iteration_agree():
   assert difference < 1e-2 * optax.global_norm(grads_a)
 
 
+@pytest.mark.slow  # ~2 min of S3D compile on a loaded 2-core CPU.
 def test_frozen_backbone_gets_no_gradient():
   task = _task('batch_reduction', freeze_backbone=True)
   batch = {'video': jnp.zeros((2, 8, 32, 32, 3), jnp.uint8) + 100,
