@@ -65,6 +65,7 @@ def default_model_config() -> ml_collections.ConfigDict:
       'core_layers': 1,
       'num_heads': 4,
       'mlp_dim': 128,
+      'attention_top_k': 4,  # Memory entries each query token reads; 0 = all.
       'lstm_size': 128,
   })
 
@@ -120,6 +121,7 @@ def build_model(m: ml_collections.ConfigDict,
       adapter_kernels=tuple(tuple(k) for k in m.adapter_kernels),
       adapter_strides=tuple(tuple(s) for s in m.adapter_strides),
       core_layers=m.core_layers, num_heads=m.num_heads, mlp_dim=m.mlp_dim,
+      attention_top_k=m.attention_top_k,
       lstm_size=m.lstm_size, dtype=dtype)
 
 

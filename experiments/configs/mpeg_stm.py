@@ -31,8 +31,10 @@ One preset per ablation row (comma-combinable, e.g. `tiny,i_only`):
 
 Defaults (the CPU preset): `mpeg_gops/small` (1024 training videos of 2
 GOPs of 64x64, 8 motion classes), embedding 64, 2 encoder blocks, STMs of
-two ConvLIF layers of 16 channels, batch 16, Adam with cosine decay; see
-the README for run times on a 2-core CPU.
+two ConvLIF layers of 16 channels (strides 4 and 2), 3 P-frame slots per
+GOP, batch 16, 600 steps of Adam with cosine decay: 7-15 minutes per preset
+on a shared 2-core CPU (0.7-1.1 steps/s). `convlstm` is about 20x slower
+per step there (20 s): budget hours, or a GPU.
 """
 from experiments.configs import base
 

@@ -91,6 +91,7 @@ def get_config(arg: str | None = None):
   c.model.core_layers = 1
   c.model.num_heads = 4
   c.model.mlp_dim = 128
+  c.model.attention_top_k = 4  # Memory entries a query token reads; 0 = all.
   c.model.lstm_size = 128
 
   c.past_future = base.ml_collections.ConfigDict()

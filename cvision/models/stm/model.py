@@ -61,7 +61,7 @@ class CompressedVideoSTM(nn.Module):
   embed_dim: int = 64
   patch_size: int = 16
   stm_features: Sequence[int] = (16, 16)
-  stm_strides: Sequence[int] = (2, 2)
+  stm_strides: Sequence[int] = (4, 2)
   temporal_cell: str = 'lif'
   common_stm: bool = False
   learn_dynamics: bool = True
