@@ -116,27 +116,34 @@ def _open(source: Source, name: str):
   return container
 
 
-def _decode(source: Source, name: str, *, export_mvs: bool,
-            size: tuple[int, int] | None, max_frames: int | None
-            ) -> _Decoded:
-  """Decodes RGB frames (resized to `size`), picture types and vectors."""
+def _decode(source: Source, name: str, *, size: tuple[int, int] | None,
+            max_frames: int | None) -> _Decoded:
+  """Decodes RGB frames (resized to `size`), picture types and vectors.
+
+  One pass: motion vectors are exported only from MPEG-4 part 2 (any other
+  codec is re-encoded, and its vectors would go unused); `height` and
+  `width` are the source's, the frames are at `size` when it is given.
+  """
   container = _open(source, name)
   try:
     stream = container.streams.video[0]
     ctx = stream.codec_context
+    export_mvs = ctx.name == encoding.CODEC
     if export_mvs:
       ctx.options = {'flags2': '+export_mvs'}
-    out = _Decoded(codec=ctx.name, height=ctx.height, width=ctx.width,
-                   pict_types=[], frames=[], vectors=[])
+    out = _Decoded(codec=ctx.name, height=0, width=0, pict_types=[],
+                   frames=[], vectors=[])
     for frame in container.decode(stream):
-      if size is None:
-        rgb = frame.to_ndarray(format='rgb24')
-      else:
-        rgb = frame.to_ndarray(height=size[0], width=size[1], format='rgb24',
-                               interpolation='AREA')
+      out.height, out.width = frame.height, frame.width
+      resize = {}
+      if size is not None and (frame.height, frame.width) != tuple(size):
+        resize = dict(height=size[0], width=size[1], interpolation='AREA')
+      # threads=1: PyAV builds a scaler per frame, and starting a thread
+      # pool for each costs more than converting a small frame (3x here).
+      out.frames.append(frame.to_ndarray(format='rgb24', threads=1,
+                                         **resize))
       side = frame.side_data.get('MOTION_VECTORS') if export_mvs else None
       out.pict_types.append(int(frame.pict_type))
-      out.frames.append(rgb)
       out.vectors.append(side.to_ndarray() if side is not None else None)
       if max_frames is not None and len(out.frames) >= max_frames:
         break
@@ -148,7 +155,6 @@ def _decode(source: Source, name: str, *, export_mvs: bool,
     container.close()
   if not out.frames:
     raise MpegExtractionError(name, 'no decodable frames')
-  out.height, out.width = out.frames[0].shape[:2]
   return out
 
 
@@ -207,8 +213,7 @@ def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
   """
   name = _describe(source)
   max_frames = None if max_gops is None else max_gops * gop_size
-  decoded = _decode(source, name, export_mvs=True, size=None,
-                    max_frames=max_frames)
+  decoded = _decode(source, name, size=size, max_frames=max_frames)
   _check_size(name, decoded.height, decoded.width, size)
   if decoded.codec != encoding.CODEC:
     problem = f'it is {decoded.codec}, not MPEG-4 part 2 ({encoding.CODEC})'
@@ -227,15 +232,11 @@ def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
     logging.warning('%s: %s; re-encoding to MPEG-4 part 2 (GOP %d, no '
                     'B-frames, quantiser %d).', name, problem, gop_size,
                     quantizer)
-    frames = np.stack(decoded.frames)
-    if size is not None and frames.shape[1:3] != tuple(size):
-      frames = _decode(source, name, export_mvs=False, size=tuple(size),
-                       max_frames=max_frames).frames
-      frames = np.stack(frames)
-    data = encoding.encode_mpeg4(frames, gop_size=gop_size,
-                                 quantizer=quantizer)
-    decoded = _decode(data, f'{name} (re-encoded)', export_mvs=True,
-                      size=None, max_frames=max_frames)
+    # The frames are already at `size`: the source is decoded once.
+    data = encoding.encode_mpeg4(np.stack(decoded.frames),
+                                 gop_size=gop_size, quantizer=quantizer)
+    decoded = _decode(data, f'{name} (re-encoded)', size=None,
+                      max_frames=max_frames)
     again = _structure_problem(decoded.pict_types, gop_size)
     if again:  # The encoder settings guarantee the structure; never silent.
       raise MpegExtractionError(name, f'after re-encoding, {again}')
@@ -250,24 +251,26 @@ def _split_gops(decoded: _Decoded, gop_size: int, *, name: str, codec: str,
   if num_gops == 0:
     raise MpegExtractionError(
         name, f'{num_frames} frames, fewer than one GOP of {gop_size}.')
-  h, w = decoded.height, decoded.width
-  frames = np.stack(decoded.frames[:num_gops * gop_size]).reshape(
-      num_gops, gop_size, h, w, 3)
-  motion = np.stack([
-      motion_vectors.rasterise(decoded.vectors[g * gop_size + t], h, w)
-      for g in range(num_gops) for t in range(1, gop_size)
-  ]).reshape(num_gops, gop_size - 1, h, w, 2)
-  whole = motion_vectors.to_whole_pixels(motion)
-  residuals = np.stack([accumulate_lib.residuals(frames[g], whole[g])
-                        for g in range(num_gops)])
-  accumulated = [accumulate_lib.accumulate(whole[g], residuals[g])
-                 for g in range(num_gops)]
+  frames = np.stack(decoded.frames[:num_gops * gop_size])
+  h, w = frames.shape[1:3]
+  frames = frames.reshape(num_gops, gop_size, h, w, 3)
+  # All P-frames of all GOPs at once: vectors on the 4-pixel cell grid,
+  # rounded there, expanded to pixels; then every gather in one `np.take`.
+  cells = motion_vectors.rasterise_cells(
+      [decoded.vectors[g * gop_size + t]
+       for g in range(num_gops) for t in range(1, gop_size)], h, w)
+  cells = cells.reshape(num_gops, gop_size - 1, *cells.shape[1:])
+  motion = motion_vectors.cells_to_pixels(cells, h, w)
+  whole = motion_vectors.cells_to_pixels(
+      motion_vectors.to_whole_pixels(cells), h, w)
+  residuals, acc_motion, acc_residuals = accumulate_lib.compensate(frames,
+                                                                   whole)
   return Gops(
-      i_frames=frames[:, 0],
+      i_frames=np.ascontiguousarray(frames[:, 0]),
       motion_vectors=motion,
       residuals=residuals,
-      accumulated_motion_vectors=np.stack([a[0] for a in accumulated]),
-      accumulated_residuals=np.stack([a[1] for a in accumulated]),
+      accumulated_motion_vectors=acc_motion,
+      accumulated_residuals=acc_residuals,
       decoded=frames if keep_decoded else None,
       source=name,
       codec=codec,

@@ -1,6 +1,6 @@
 """MPEG-4 extraction: GOP structure, motion vectors, residuals, Eq. 1-2."""
-import os
 
+import av
 import numpy as np
 import pytest
 
@@ -75,14 +75,17 @@ def test_accumulate_hand_computed():
                                           acc_residual), frames[1:])
 
 
-def _records(**fields):
+def _records(*blocks, **fields):
+  """FFmpeg's MOTION_VECTORS records, one per dict (or one from **fields)."""
   dtype = [('source', '<i4'), ('w', 'u1'), ('h', 'u1'), ('src_x', '<i2'),
            ('src_y', '<i2'), ('dst_x', '<i2'), ('dst_y', '<i2'),
            ('flags', '<u8'), ('motion_x', '<i4'), ('motion_y', '<i4'),
            ('motion_scale', '<u2')]
-  out = np.zeros(1, dtype)
-  for k, v in fields.items():
-    out[k] = v
+  blocks = blocks or (fields,)
+  out = np.zeros(len(blocks), dtype)
+  for row, block in zip(out, blocks):
+    for k, v in block.items():
+      row[k] = v
   return out
 
 
@@ -102,10 +105,85 @@ def test_rasterise_one_block():
                                       dst_y=8, motion_scale=2), 16, 16)
 
 
+def test_rasterise_cells_many_frames_and_frame_edges():
+  """Several frames in one scatter; blocks cut by the frame; no vectors.
+
+  10x18 pixels: a 3x5 grid of 4-pixel cells, cropped back to the frame.
+  """
+  frame_0 = _records(
+      # 16x16 at the top left, from 2 px right (half-pixel units).
+      dict(source=-1, w=16, h=16, dst_x=8, dst_y=8, motion_x=4,
+           motion_scale=2),
+      # 8x8 sticking out on the right, quarter-pixel units.
+      dict(source=-1, w=8, h=8, dst_x=20, dst_y=4, motion_x=-2, motion_y=6,
+           motion_scale=4))
+  frame_2 = _records(source=-1, w=8, h=8, dst_x=4, dst_y=12, motion_y=-1,
+                     motion_scale=2)
+  cells = motion_vectors.rasterise_cells([frame_0, None, frame_2], 10, 18)
+  assert cells.shape == (3, 3, 5, 2)
+  field = motion_vectors.cells_to_pixels(cells, 10, 18)
+  expected = np.zeros((3, 10, 18, 2), np.float32)
+  expected[0, :, :16] = (-2.0, 0.0)
+  expected[0, :8, 16:] = (0.5, -1.5)
+  expected[2, 8:, :8] = (0.0, 0.5)
+  np.testing.assert_array_equal(field, expected)
+  np.testing.assert_array_equal(motion_vectors.rasterise(frame_0, 10, 18),
+                                expected[0])
+  # Rounding on cells, then expanding, is rounding every pixel.
+  np.testing.assert_array_equal(
+      motion_vectors.cells_to_pixels(motion_vectors.to_whole_pixels(cells),
+                                     10, 18),
+      motion_vectors.to_whole_pixels(expected))
+
+
 def test_whole_pixels_round_half_away_from_zero():
   np.testing.assert_array_equal(
       motion_vectors.to_whole_pixels(np.array([-1.5, -0.5, 0.5, 1.0, 2.5])),
       [-2, -1, 1, 1, 3])
+
+
+def test_direct_accumulation_is_the_recurrence_of_eq_2(right_moving_gops):
+  """The extraction's one-gather Delta_t = I_t - I_0(Gamma_t) is Eq. 2."""
+  g = right_moving_gops
+  whole = motion_vectors.to_whole_pixels(g.motion_vectors)
+  np.testing.assert_array_equal(accumulate.residuals(g.decoded, whole),
+                                g.residuals)
+  acc_motion, acc_residual = accumulate.accumulate(whole, g.residuals)
+  np.testing.assert_array_equal(acc_motion, g.accumulated_motion_vectors)
+  np.testing.assert_array_equal(acc_residual, g.accumulated_residuals)
+
+
+def _panning_texture(num_frames=24, height=46, width=70):
+  """A smooth random texture moving 2 px right and 1 px down every 2 frames,
+  with a noise patch appearing: motion on both axes, intra blocks too."""
+  rng = np.random.default_rng(3)
+  noise = rng.uniform(0, 255, (height + 40, width + 60))
+  kernel = np.ones(7) / 7
+  smooth = np.apply_along_axis(np.convolve, 1, noise, kernel, 'same')
+  smooth = np.apply_along_axis(np.convolve, 0, smooth, kernel, 'same')
+  texture = np.stack([smooth, 255 - smooth, np.roll(smooth, 9, 1)], -1)
+  frames = np.stack([
+      np.roll(texture, (t // 2, 2 * t), (0, 1))[:height, :width]
+      for t in range(num_frames)]).astype(np.uint8)
+  frames[14:, 10:26, 30:46] = rng.integers(0, 255, (16, 16, 3))
+  return frames
+
+
+def test_accumulation_identity_on_a_textured_clip():
+  """Eq. 1-2 on a clip whose size is no multiple of the 4-pixel cells."""
+  gops = extract.extract_gops(encoding.encode_mpeg4(_panning_texture()),
+                              keep_decoded=True, allow_reencode=False)
+  assert gops.motion_vectors.shape == (2, 11, 46, 70, 2)
+  assert np.any(gops.motion_vectors != 0, axis=-1).mean() > 0.5
+  for k in range(gops.num_gops):
+    np.testing.assert_array_equal(
+        accumulate.reconstruct_from_i_frame(
+            gops.i_frames[k], gops.accumulated_motion_vectors[k],
+            gops.accumulated_residuals[k]),
+        gops.decoded[k, 1:])
+  # 11 P-frames of (2, 0.5) px each add up: Pi is about (22, 5.5).
+  assert np.median(gops.accumulated_motion_vectors[0, -1, ..., 0]) >= 16
+  assert np.median(gops.accumulated_motion_vectors[0, -1, ..., 1]) >= 3
 
 
 def test_corrupt_file_is_refused_by_name(tmp_path):
@@ -149,6 +227,29 @@ def test_b_frames_and_odd_sizes_are_handled(tmp_path, right_moving_clip):
     extract.extract_gops(odd)
   resized = extract.extract_gops(odd, size=(32, 32))
   assert resized.reencoded and resized.i_frames.shape == (2, 32, 32, 3)
+
+
+def test_other_gop_structure_is_named(right_moving_clip):
+  data = encoding.encode_mpeg4(right_moving_clip[0], gop_size=6)
+  with pytest.raises(MpegExtractionError,
+                     match=r'GOPs have \[6\] frames, not 12'):
+    extract.extract_gops(data, allow_reencode=False)
+  gops = extract.extract_gops(data)
+  assert gops.reencoded and gops.num_gops == 2
+
+
+def test_file_without_video_is_refused(tmp_path):
+  path = tmp_path / 'sound.wav'
+  with av.open(str(path), mode='w') as container:
+    stream = container.add_stream('pcm_s16le', rate=8000)
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16),
+                                       format='s16', layout='mono')
+    frame.sample_rate = 8000
+    for packet in list(stream.encode(frame)) + list(stream.encode()):
+      container.mux(packet)
+  with pytest.raises(MpegExtractionError,
+                     match='sound.wav.*has no video stream'):
+    extract.extract_gops(path)
 
 
 def test_too_short_and_trailing_frames(right_moving_clip):

@@ -44,7 +44,8 @@ def test_loss_on_a_real_batch(mpeg_data_dir):
   source = input_pipeline.load_source(config.data, 'train')
   batch = {k: np.stack([source[i][k] for i in range(2)])
            for k in task.input_keys}
-  variables = task.init(jax.random.PRNGKey(0), batch)
+  # Jitted: eagerly every op of the scans compiles on its own.
+  variables = jax.jit(task.init)(jax.random.PRNGKey(0), batch)
   assert set(variables) == {'params'}  # Costs are outputs, not state.
   loss, (metrics, collections) = jax.jit(task.loss)(
       variables['params'], {}, batch, jax.random.PRNGKey(1))
