@@ -24,6 +24,7 @@ from cvision.core import metric_logging
 from cvision.core import optimizer as optimizer_lib
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
+from cvision.core import warm_start
 from cvision.core.task import Task
 from cvision.core.train_state import TrainState
 from data_pipelines import input_pipeline
@@ -120,6 +121,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
     logging.info('Restoring checkpoint at step %d from %s.', step,
                  checkpointer.directory)
     state = checkpointer.restore(step)
+  elif restore and config.train.get('init_from', {}).get('workdir'):
+    state = _warm_start(state, config.train.init_from, workdir)
   return Setup(config, workdir, mesh, task, state, shardings, checkpointer,
                spec, tx, source, {config.data.train_split: source})
 
@@ -151,6 +154,16 @@ def evaluate_split(run: Setup, eval_step, split: str,
 def _mean_metrics(pending: list[dict[str, jax.Array]]) -> dict[str, float]:
   pending = jax.device_get(pending)
   return {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+
+
+def _warm_start(state: TrainState, init_from, workdir: str) -> TrainState:
+  """Parameters from `init_from.workdir`'s run (stage-wise training)."""
+  state, report = warm_start.warm_start(
+      state, init_from.workdir, step=init_from.get('step', 0),
+      skip_mismatched=init_from.get('skip_mismatched', False))
+  metric_logging.write_json(os.path.join(workdir, 'warm_start.json'),
+                            report.to_dict())
+  return state
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,

@@ -61,6 +61,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.eval_batches = 0  # 0 = the whole split.
   c.train.grad_accum_steps = 1
   c.train.compute_dtype = 'float32'  # float32 | bfloat16
+  # Stage-wise training: start (when the workdir has no checkpoint yet) from
+  # another run's parameters, matched by path and shape; fresh optimizer.
+  c.train.init_from = ml_collections.ConfigDict()
+  c.train.init_from.workdir = ''  # '' = from scratch.
+  c.train.init_from.step = 0  # 0 = its latest checkpoint.
+  c.train.init_from.skip_mismatched = False  # True: keep differing shapes.
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = 'test'
