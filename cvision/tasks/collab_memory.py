@@ -27,18 +27,25 @@ are averaged over the test clips.
 """
 from __future__ import annotations
 
+import glob
+import json
+import os
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
 from cvision.core import config_utils
+from cvision.core import metric_logging
 from cvision.core import precision
 from cvision.core import task as task_lib
+from cvision.core import trainer
 from cvision.models import collab_memory
 from cvision.models import s3d
+from data_pipelines import input_pipeline
 
 NAME = 'collab_memory'
 STRATEGIES = ('batch_reduction', 'multi_iteration')
@@ -240,3 +247,126 @@ def _mixed_5c_channels(model: s3d.S3D) -> int:
   """Channels of S3D's last conv map: the sum of Mixed_5c's branches."""
   c0, (_, c1), (_, c2), c3 = s3d.MIXED_CHANNELS['Mixed_5c']
   return sum(model._ch(c) for c in (c0, c1, c2, c3))  # pylint: disable=protected-access
+
+
+# ---------------------------------------------------------------------------
+# --mode=eval: accuracy beside the memory's extra inference cost.
+
+
+def inference_flops(config: ml_collections.ConfigDict,
+                    video_shape: tuple[int, ...]) -> dict[str, float]:
+  """XLA-counted FLOPs of classifying one video, with and without memory.
+
+  'model': the whole inference (memory clips, test clips, memory, head);
+  'backbone': the backbone alone on the test clips, i.e. what multi-clip
+  testing without memory costs. Shapes only: no weights are read.
+  """
+  task = build_task(config)
+  video = jax.ShapeDtypeStruct((1, *video_shape), jnp.uint8)
+  variables = jax.eval_shape(task.init, jax.random.key(0),
+                             {VIDEO_KEY: video})
+  params = variables['params']
+  collections = {k: v for k, v in variables.items() if k != 'params'}
+  cm = task.extras['cm']
+  eval_cfg = config.get('eval', ml_collections.ConfigDict())
+  num_clips = int(eval_cfg.get('num_clips', cm.num_clips))
+
+  def backbone_only(params, collections, video):
+    clips = gather_clips(video, uniform_clip_starts(
+        video.shape[1], num_clips, cm.clip_frames), cm.clip_frames)
+    clips = precision.to_unit_float(clips, params)
+    return task.extras['backbone_features'](params, collections, clips,
+                                            False, None)[0]
+
+  return {
+      'model': _hlo_flops(task.extras['video_scores'], params, collections,
+                          video),
+      'backbone': _hlo_flops(backbone_only, params, collections, video),
+  }
+
+
+def _hlo_flops(fn, *args) -> float:
+  # The HLO cost model before compilation: the same op counts as after
+  # XLA's passes for convs and dots, without paying for a compile.
+  analysis = jax.jit(fn).lower(*args).cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis['flops'])
+
+
+def evaluate_with_flops(config: ml_collections.ConfigDict,
+                        workdir: str) -> dict[str, Any]:
+  """`--mode=eval`: top-1 and NLL on `eval.split`, and FLOPs per video.
+
+  Writes `WORKDIR/eval/collab_memory_<split>.{json,md}` (one table row).
+  """
+  generic = trainer.evaluate(config, workdir)
+  split = config.eval.split
+  video_shape = input_pipeline.load_source(config.data, split)[0][
+      VIDEO_KEY].shape
+  flops = inference_flops(config, tuple(video_shape))
+  cm = resolve_cm_config(config.get('cm', None))
+  result = {
+      'experiment': os.path.basename(os.path.normpath(workdir)),
+      'step': generic['step'], 'split': split,
+      'num_clips': cm.num_clips, 'memory': cm.memory,
+      'infusion': cm.infusion if cm.memory != 'none' else '-',
+      'freeze_backbone': cm.freeze_backbone,
+      'warm_start': bool(config.train.get('init_from', {}).get('workdir')),
+      'top1': generic['metrics']['top1'], 'nll': generic['metrics']['nll'],
+      'gflops': flops['model'] / 1e9,
+      'backbone_gflops': flops['backbone'] / 1e9,
+  }
+  out_dir = os.path.join(workdir, 'eval')
+  metric_logging.write_json(os.path.join(out_dir, f'{NAME}_{split}.json'),
+                            result)
+  table = format_table([result])
+  if jax.process_index() == 0:
+    with open(os.path.join(out_dir, f'{NAME}_{split}.md'), 'w') as f:
+      f.write(table + '\n')
+  logging.info('%s @ step %d on %s:\n%s', NAME, result['step'], split, table)
+  return result
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+  """Markdown: the ablation row, top-1, FLOPs against the backbone alone."""
+  lines = ['| experiment | train clips | memory | infusion | backbone | '
+           'top-1 (%) | GFLOPs / video | extra vs backbone |',
+           '|---|---:|---|---|---|---:|---:|---:|']
+  for r in rows:
+    backbone = ('frozen' if r['freeze_backbone'] else
+                'stage-wise' if r.get('warm_start') else 'trained')
+    extra = 100 * (r['gflops'] / r['backbone_gflops'] - 1)
+    lines.append(
+        f"| {r['experiment']} | {r['num_clips']} | {r['memory']} | "
+        f"{r['infusion']} | {backbone} | {100 * r['top1']:.1f} | "
+        f"{r['gflops']:.3f} | {extra:+.1f}% |")
+  return '\n'.join(lines)
+
+
+def gather_table(config: ml_collections.ConfigDict,
+                 workdir: str) -> dict[str, Any]:
+  """`--mode=table`: every `WORKDIR/*/eval/collab_memory_<split>.json`.
+
+  Writes `WORKDIR/collab_memory_<split>.md` and returns the rows.
+  """
+  split = config.eval.split
+  paths = sorted(glob.glob(os.path.join(workdir, '*', 'eval',
+                                        f'{NAME}_{split}.json')))
+  if not paths:
+    raise FileNotFoundError(
+        f'No {NAME}_{split}.json under {workdir}/*/eval: run --mode=eval in '
+        f'each run directory under {workdir} first.')
+  rows = []
+  for path in paths:
+    with open(path) as f:
+      rows.append(json.load(f))
+  table = format_table(rows)
+  with open(os.path.join(workdir, f'{NAME}_{split}.md'), 'w') as f:
+    f.write(table + '\n')
+  print(table)
+  return {'rows': rows, 'table': table}
+
+
+# `--mode`s beyond train (see `cvision.tasks.modes`).
+MODES = {'eval': evaluate_with_flops, 'table': gather_table}

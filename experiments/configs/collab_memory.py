@@ -1,9 +1,17 @@
 r"""Collaborative memory: video-level learning over many clips (Yang et al.).
 
-  python experiments/main.py --config=experiments/configs/collab_memory.py:cm \
-      --workdir=runs/cm
-  python experiments/main.py --config=experiments/configs/collab_memory.py:cm \
-      --workdir=runs/cm --mode=eval
+  C=experiments/configs/collab_memory.py
+  python experiments/main.py --config=$C:cm --workdir=runs/cm/cm
+  # top-1, and GFLOPs per video against the backbone alone:
+  python experiments/main.py --config=$C:cm --workdir=runs/cm/cm --mode=eval
+  # Stage-wise (Sec. 4.1): the backbone first (single-clip training), then
+  # the memory on top of it (fresh optimizer; the memory starts from init):
+  python experiments/main.py --config=$C:single_clip \
+      --workdir=runs/cm/single_clip
+  python experiments/main.py --config=$C:cm --workdir=runs/cm/cm_stagewise \
+      --config.train.init_from.workdir=runs/cm/single_clip
+  # One table of every evaluated run under runs/cm:
+  python experiments/main.py --config=$C --workdir=runs/cm --mode=table
 
 One preset per ablation row (paper Table 2), on the `dense` moving digits
 (32 frames of 64x64 in 4 motion segments; the label is the motion covering

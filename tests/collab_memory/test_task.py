@@ -1,4 +1,6 @@
 """The video-level task: clip sampling, Eq. 1, and the two memory strategies."""
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -94,11 +96,27 @@ def test_frozen_backbone_gets_no_gradient():
 
 
 @pytest.mark.slow
-def test_binary_trains_and_evaluates(tmp_path, data_dir):
-  workdir = tmp_path / 'cm'
-  run_main(main_args('experiments/configs/collab_memory.py:tiny,cm',
-                     workdir, data_dir))
-  proc = run_main(main_args('experiments/configs/collab_memory.py:tiny,cm',
-                            workdir, data_dir, '--mode=eval'))
-  assert (workdir / 'checkpoints').is_dir()
-  assert 'top1' in proc.stderr + proc.stdout
+def test_binary_trains_stage_wise_evaluates_and_tabulates(tmp_path, data_dir):
+  config = 'experiments/configs/collab_memory.py:tiny,'
+  stage1, stage2 = tmp_path / 'single_clip', tmp_path / 'cm_stagewise'
+  run_main(main_args(config + 'single_clip', stage1, data_dir), timeout=900)
+  run_main(main_args(config + 'cm', stage2, data_dir,
+                     f'--config.train.init_from.workdir={stage1}'),
+           timeout=900)
+  with open(stage2 / 'warm_start.json') as f:
+    report = json.load(f)
+  # The backbone and classifier come from stage 1; the memory is new.
+  assert any("['backbone']" in k for k in report['copied'])
+  assert report['kept'] and all("['memory']" in k for k in report['kept'])
+  for workdir, preset in ((stage1, 'single_clip'), (stage2, 'cm')):
+    run_main(main_args(config + preset, workdir, data_dir, '--mode=eval'),
+             timeout=900)
+  with open(stage2 / 'eval' / 'collab_memory_test.json') as f:
+    row = json.load(f)
+  assert row['memory'] == 'associative' and row['warm_start']
+  assert row['gflops'] > row['backbone_gflops'] > 0
+  proc = run_main(main_args(config + 'cm', tmp_path, data_dir,
+                            '--mode=table'))
+  assert '| cm_stagewise | 2 | associative | gating | stage-wise |' in (
+      proc.stdout)
+  assert '| single_clip | 1 | none | - | trained |' in proc.stdout
