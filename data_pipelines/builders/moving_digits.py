@@ -9,6 +9,7 @@ Nothing is downloaded: every example comes from
 
 Configs (train/validation/test examples):
   small  (default) 16 x 64 x 64, one class per video,      1024/256/256
+  large            as small, 8x the training videos,        8192/512/512
   tiny             8 x 32 x 32, one class per video,       64/16/16 (tests)
   dense            32 x 64 x 64, 4 motion segments/video,  1024/256/256
   long             256 x 64 x 64, 16 segments of >= 8 frames, 128/32/32
@@ -48,6 +49,10 @@ class MovingDigits(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
       MovingDigitsBuilderConfig(
           name='small', description='16 frames of 64x64, one class per video.',
           generator=md.DEFAULT, splits=_splits(1024, 256, 256)),
+      MovingDigitsBuilderConfig(
+          name='large', description='As small, with 8192 training videos '
+          '(3D CNNs from scratch; the generator is unlimited).',
+          generator=md.DEFAULT, splits=_splits(8192, 512, 512)),
       MovingDigitsBuilderConfig(
           name='tiny', description='8 frames of 32x32; for tests.',
           generator=md.MovingDigitsConfig(num_frames=8, height=32, width=32),

@@ -77,11 +77,16 @@ def test_splits_do_not_share_videos(tiny_builder):
 
 def test_configs():
   configs = {c.name: c for c in moving_digits.MovingDigits.BUILDER_CONFIGS}
-  assert set(configs) == {'small', 'tiny', 'dense', 'long', 'paper'}
+  assert set(configs) == {'small', 'large', 'tiny', 'dense', 'long', 'paper'}
   paper = configs['paper'].generator
   assert (paper.num_frames, paper.height, paper.width) == (32, 256, 256)
   assert moving_digits.MovingDigits.DEFAULT_BUILDER_CONFIG_NAME == 'small'
   small = configs['small'].generator
   assert (small.num_frames, small.height, small.width) == (16, 64, 64)
   assert configs['dense'].generator.segments_per_video > 1
+  # `large` is `small` with 8x the training videos, the same seeds: its
+  # first 1024 training videos are small's.
+  assert configs['large'].generator == configs['small'].generator
+  assert configs['large'].splits[0] == ('train', 8192, 1)
+  assert configs['small'].splits[0] == ('train', 1024, 1)
   assert configs['long'].generator.num_frames >= 256
