@@ -23,8 +23,11 @@ videos and shards it over videos like any other task.
 
 Metrics: loss (binary cross-entropy), accuracy, accuracy_past and
 accuracy_future (over queries of each kind), accuracy_first_half and
-accuracy_second_half (over the steps of each half of the video; a model
-that only counts steps is right about 3/4 of the time, mostly late).
+accuracy_second_half (over the steps of each half of the video), and
+accuracy_step_balanced: per step, the mean of the past and future
+accuracies, over steps with both. A model that only counts steps (past iff
+t > C/2) is right about 3/4 of the time overall, in both halves, but scores
+exactly 1/2 step-balanced: that column tells recognition from counting.
 """
 from __future__ import annotations
 
@@ -355,9 +358,24 @@ def per_video_metrics(logits: jax.Array,
     return jnp.sum(correct * mask, axis=(0, 2)) / jnp.maximum(
         jnp.sum(mask, axis=(0, 2)), 1.0)
 
+  # Step-balanced: at each step that has queries of both kinds, the mean of
+  # its past and future accuracies, averaged over such steps. Answering from
+  # the step count alone (past iff t > C/2) is right 3/4 of the time overall
+  # but scores exactly 1/2 here; only recognising the query scores higher.
+  past = labels.astype(jnp.float32)
+  future = 1.0 - past
+  step_past = jnp.sum(correct * past, axis=2) / jnp.maximum(
+      jnp.sum(past, axis=2), 1.0)
+  step_future = jnp.sum(correct * future, axis=2) / jnp.maximum(
+      jnp.sum(future, axis=2), 1.0)
+  both = ((jnp.sum(past, axis=2) > 0) & (jnp.sum(future, axis=2) > 0)).astype(
+      jnp.float32)  # [C, B]
+  step_balanced = jnp.sum(0.5 * (step_past + step_future) * both,
+                          axis=0) / jnp.maximum(jnp.sum(both, axis=0), 1.0)
   return {
       'loss': jnp.mean(_bce(logits, labels), axis=(0, 2)),
       'accuracy': jnp.mean(correct, axis=(0, 2)),
+      'accuracy_step_balanced': step_balanced,
       'accuracy_past': mean_where(labels),
       'accuracy_future': mean_where(~labels),
       'accuracy_first_half': mean_where(first),
@@ -493,7 +511,9 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
 # ---------------------------------------------------------------------------
 # --mode=eval: accuracy table.
 
-_COLUMNS = (('accuracy', 'accuracy'), ('accuracy_past', 'past'),
+_COLUMNS = (('accuracy', 'accuracy'),
+            ('accuracy_step_balanced', 'step-balanced'),
+            ('accuracy_past', 'past'),
             ('accuracy_future', 'future'),
             ('accuracy_first_half', '1st half'),
             ('accuracy_second_half', '2nd half'))

@@ -21,8 +21,8 @@ Presets (after the colon, comma-separated, applied in order):
 | none   | no memory (chance, 50%)                                           |
 | tiny   | tests: chunks of 4 code frames, a narrow network, 2 steps         |
 | 5min   | videos of 5 min at 25 fps (60 chunks)                             |
-| 30min  | videos of 30 min at 25 fps (360 chunks)                           |
-| 1h     | videos of 1 h at 25 fps (720 chunks; 90,000 frames)               |
+| 30min  | videos of 30 min at 25 fps (360 chunks); attention over all slots |
+| 1h     | videos of 1 h at 25 fps (720 chunks; 90,000 frames); the same     |
 
 A length preset refuses a dataset of another length (`past_future.
 video_frames`) and sizes training for the CPU. Defaults: chunks of 5 s
@@ -41,10 +41,12 @@ def _memory(name):
   return apply
 
 
-def _length(minutes, steps):
+def _length(minutes, steps, top_k=None):
   def apply(c):
     c.past_future.video_frames = int(minutes * 60 * FPS)
     c.train.steps = steps
+    if top_k is not None:
+      c.model.attention_top_k = top_k
   return apply
 
 
@@ -73,8 +75,10 @@ PRESETS = {
     'none': _memory('none'),
     'tiny': _tiny,
     '5min': _length(5, 600),
-    '30min': _length(30, 200),
-    '1h': _length(60, 100),
+    # Trained on 30-minute walks, reading every memory entry did better than
+    # the top 4 (train accuracy 74% against 58% at step 140 of 200).
+    '30min': _length(30, 200, top_k=0),
+    '1h': _length(60, 100, top_k=0),
 }
 
 

@@ -43,6 +43,26 @@ def test_query_labels_say_past_when_already_observed():
   assert float(metrics['accuracy_future'][0]) == 1.0
   assert float(metrics['accuracy_first_half'][0]) == 1.0
   assert float(metrics['accuracy_second_half'][0]) == 0.5
+  # Step-balanced: only step 0 has both kinds; there past and future are
+  # both right -> 1.0.
+  assert float(metrics['accuracy_step_balanced'][0]) == 1.0
+
+
+def test_counting_steps_scores_three_quarters_but_half_step_balanced():
+  num_chunks = 100
+  steps = np.arange(num_chunks)[:, None, None]
+  queries = np.arange(num_chunks)[None, None, :]  # Every chunk, every step.
+  labels = queries <= steps  # [C, 1, C]
+  # Past iff t >= C/2, whatever the query.
+  logits = np.where(steps >= num_chunks // 2, 1.0, -1.0) * np.ones_like(
+      labels, np.float32)
+  metrics = pf.per_video_metrics(jnp.asarray(logits), jnp.asarray(labels))
+  assert float(metrics['accuracy'][0]) == pytest.approx(0.75, abs=0.01)
+  assert float(metrics['accuracy_step_balanced'][0]) == 0.5
+  # A perfect recogniser scores 1 on both.
+  perfect = pf.per_video_metrics(jnp.asarray(np.where(labels, 1.0, -1.0)),
+                                 jnp.asarray(labels))
+  assert float(perfect['accuracy_step_balanced'][0]) == 1.0
 
 
 def test_query_crops_are_nearest_neighbour_crops_of_the_grid():
