@@ -113,6 +113,8 @@ class MemoryAttention(nn.Module):
     no memory entry better than the threshold attends to the sink, so
     "nothing matches" reaches the output as the sink's value (and with an
     empty memory, `none`, the output is the sink's value alone).
+    `sink=False` drops it: a plain softmax over the entries (the LSTM
+    memory's one summary token, always read).
   * Keys start as a copy of the query projection (then train on their own),
     so an entry with the query's content has the largest logit from the
     first step.
@@ -129,6 +131,7 @@ class MemoryAttention(nn.Module):
   """
   num_heads: int
   top_k: int = 4
+  sink: bool = True
   temperature_init: float = 30.0
   threshold_init: float = 0.9
   dtype: Any = jnp.float32
@@ -149,10 +152,6 @@ class MemoryAttention(nn.Module):
         in_axis=(0, 1), out_axis=2), (heads, head_dim, dim))
     log_temperature = self.param('log_temperature', nn.initializers.constant(
         jnp.log(self.temperature_init)), (heads,))
-    threshold = self.param('sink_threshold', nn.initializers.constant(
-        self.threshold_init), (heads,))
-    sink_value = self.param('sink_value', nn.initializers.normal(1.0),
-                            (heads, head_dim))
     cast = lambda x: x.astype(self.dtype)
     normalize = lambda x: x * jax.lax.rsqrt(
         jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-6)
@@ -172,6 +171,14 @@ class MemoryAttention(nn.Module):
       read_values = 'bhqmk'
     else:
       read_values = 'bhmk'
+    if not self.sink:
+      weights = jax.nn.softmax(logits, axis=-1)
+      out = jnp.einsum(f'bhqm,{read_values}->bqhk', cast(weights), values)
+      return jnp.einsum('bqhk,hkd->bqd', out, cast(w_out))
+    threshold = self.param('sink_threshold', nn.initializers.constant(
+        self.threshold_init), (heads,))
+    sink_value = self.param('sink_value', nn.initializers.normal(1.0),
+                            (heads, head_dim))
     sink = jnp.broadcast_to(threshold[None, :, None, None] * temperature,
                             logits.shape[:3] + (1,))
     weights = jax.nn.softmax(jnp.concatenate([sink, logits], axis=-1), axis=-1)
@@ -188,14 +195,15 @@ class CrossAttentionCore(nn.Module):
   num_heads: int
   mlp_dim: int
   top_k: int = 4
+  sink: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, query: Array, memory: Array, valid: Array) -> Array:
     dim = query.shape[-1]
     for i in range(self.num_layers):
-      attend = MemoryAttention(self.num_heads, self.top_k, dtype=self.dtype,
-                               name=f'attend{i}')
+      attend = MemoryAttention(self.num_heads, self.top_k, self.sink,
+                               dtype=self.dtype, name=f'attend{i}')
       keys = nn.LayerNorm(dtype=self.dtype, name=f'norm_memory{i}')(memory)
       h = nn.LayerNorm(dtype=self.dtype, name=f'norm_query{i}')(query)
       query = query + attend(h, keys, valid)
@@ -234,9 +242,13 @@ class PastFutureModel(nn.Module):
     if self.memory == 'lstm':
       self.lstm = nn.OptimizedLSTMCell(self.lstm_size, dtype=self.dtype)
       self.lstm_read = nn.Dense(self.dim, dtype=self.dtype)
+    # The LSTM's one summary token is always read (softmax over one entry):
+    # behind a sink it would need a cosine match above the threshold to be
+    # read at all, and its gradient vanishes (measured: LSTM = no memory).
     self.core = CrossAttentionCore(self.core_layers, self.num_heads,
                                    self.mlp_dim, self.attention_top_k,
-                                   self.dtype)
+                                   sink=self.memory != 'lstm',
+                                   dtype=self.dtype)
     self.predictor = nn.Dense(1, dtype=self.dtype)
 
   def tokens_per_chunk(self, chunk_frames: int) -> int:

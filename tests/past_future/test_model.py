@@ -65,6 +65,20 @@ def test_memory_at_step_t_holds_nothing_from_later_chunks(memory, video):
                          jax.tree.leaves(states2[t + 1])[0])
 
 
+def test_the_lstm_memory_is_read_by_the_answer(video):
+  chunks, queries = video
+  model = _model('lstm')
+  params = model.init(jax.random.key(0), chunks[:, 0], queries[:, 0])
+  assert 'sink_value' not in str(jax.tree_util.tree_structure(params))
+  _, logits = _run(model, params, chunks, queries)
+  other_past = chunks.at[:, 0].set(
+      jax.random.normal(jax.random.key(7), chunks[:, 0].shape))
+  _, logits2 = _run(model, params, other_past, queries)
+  # Same queries, another chunk 0: every later answer moves with the state.
+  for t in range(chunks.shape[1]):
+    assert np.abs(np.asarray(logits[t]) - np.asarray(logits2[t])).max() > 1e-4
+
+
 def test_slot_memory_grows_by_one_chunk_per_step(video):
   chunks, queries = video
   model = _model('slot')
