@@ -97,9 +97,12 @@ class FrozenCodec:
   @functools.cached_property
   def _model(self) -> tuple[vqvae.VQVAE, dict[str, Any]]:
     # Copied to the device once; under jit they are closed-over constants,
-    # not inputs that a gradient could reach.
-    return (codec_task.build_model(self.model_config),
-            jax.tree.map(jnp.asarray, dict(self.variables)))
+    # not inputs that a gradient could reach. The first use may happen inside
+    # a trace (`jax.jit(codec.encode)`): evaluate eagerly even then, or the
+    # cache would keep that trace's tracers.
+    with jax.ensure_compile_time_eval():
+      variables = jax.tree.map(jnp.asarray, dict(self.variables))
+    return codec_task.build_model(self.model_config), variables
 
 
 def codec_model_config(workdir: str,

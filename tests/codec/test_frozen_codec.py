@@ -44,3 +44,14 @@ def test_encoding_needs_the_parameters(trained_codec):
   codec = frozen.load_frozen_codec(trained_codec)
   with pytest.raises(ValueError, match='with_params=True'):
     codec.encode(jnp.zeros((1, 8, 32, 32, 3)))
+
+
+def test_a_fresh_codec_can_be_jitted_on_first_use(trained_codec):
+  # The cached device copy of the variables is made inside the first trace
+  # here; it must hold arrays, not that trace's tracers.
+  codec = frozen.load_frozen_codec(trained_codec, with_params=True)
+  video = jax.random.uniform(jax.random.key(1), (1, 8, 32, 32, 3))
+  codes = jax.jit(codec.encode)(video)
+  np.testing.assert_array_equal(codes, codec.encode(video))
+  np.testing.assert_array_equal(jax.jit(codec.decode)(codes),
+                                codec.decode(codes))
