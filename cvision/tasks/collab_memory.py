@@ -27,8 +27,6 @@ are averaged over the test clips.
 """
 from __future__ import annotations
 
-import glob
-import json
 import os
 from typing import Any
 
@@ -39,8 +37,8 @@ import ml_collections
 import optax
 
 from cvision.core import config_utils
-from cvision.core import metric_logging
 from cvision.core import precision
+from cvision.core import run_tables
 from cvision.core import task as task_lib
 from cvision.core import trainer
 from cvision.models import collab_memory
@@ -318,13 +316,7 @@ def evaluate_with_flops(config: ml_collections.ConfigDict,
       'gflops': flops['model'] / 1e9,
       'backbone_gflops': flops['backbone'] / 1e9,
   }
-  out_dir = os.path.join(workdir, 'eval')
-  metric_logging.write_json(os.path.join(out_dir, f'{NAME}_{split}.json'),
-                            result)
-  table = format_table([result])
-  if jax.process_index() == 0:
-    with open(os.path.join(out_dir, f'{NAME}_{split}.md'), 'w') as f:
-      f.write(table + '\n')
+  table = run_tables.write_row(workdir, NAME, split, result, format_table)
   logging.info('%s @ step %d on %s:\n%s', NAME, result['step'], split, table)
   return result
 
@@ -351,22 +343,7 @@ def gather_table(config: ml_collections.ConfigDict,
 
   Writes `WORKDIR/collab_memory_<split>.md` and returns the rows.
   """
-  split = config.eval.split
-  paths = sorted(glob.glob(os.path.join(workdir, '*', 'eval',
-                                        f'{NAME}_{split}.json')))
-  if not paths:
-    raise FileNotFoundError(
-        f'No {NAME}_{split}.json under {workdir}/*/eval: run --mode=eval in '
-        f'each run directory under {workdir} first.')
-  rows = []
-  for path in paths:
-    with open(path) as f:
-      rows.append(json.load(f))
-  table = format_table(rows)
-  with open(os.path.join(workdir, f'{NAME}_{split}.md'), 'w') as f:
-    f.write(table + '\n')
-  print(table)
-  return {'rows': rows, 'table': table}
+  return run_tables.gather(workdir, NAME, config.eval.split, format_table)
 
 
 # `--mode`s beyond train (see `cvision.tasks.modes`).

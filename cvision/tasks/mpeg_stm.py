@@ -26,8 +26,6 @@ ROOT into one table; `--mode=extract` builds the dataset alone.
 """
 from __future__ import annotations
 
-import glob
-import json
 import os
 import time
 from typing import Any
@@ -40,8 +38,8 @@ import numpy as np
 import optax
 
 from cvision.core import config_utils
-from cvision.core import metric_logging
 from cvision.core import precision
+from cvision.core import run_tables
 from cvision.core import sharding
 from cvision.core import task as task_lib
 from cvision.core import trainer
@@ -283,13 +281,7 @@ def evaluate_with_costs(config: ml_collections.ConfigDict,
       'device': f'{jax.device_count()} {jax.default_backend()}',
       **means,
   }
-  out_dir = os.path.join(workdir, 'eval')
-  metric_logging.write_json(os.path.join(out_dir, f'{NAME}_{split}.json'),
-                            result)
-  table = format_table([result])
-  if jax.process_index() == 0:
-    with open(os.path.join(out_dir, f'{NAME}_{split}.md'), 'w') as f:
-      f.write(table + '\n')
+  table = run_tables.write_row(workdir, NAME, split, result, format_table)
   logging.info('%s @ step %d on %s:\n%s', NAME, result['step'], split, table)
   return result
 
@@ -317,25 +309,7 @@ def gather_table(config: ml_collections.ConfigDict,
 
   Writes `WORKDIR/mpeg_stm_<split>.md` and returns the rows.
   """
-  split = config.eval.split
-  paths = sorted(glob.glob(os.path.join(workdir, '*', 'eval',
-                                        f'{NAME}_{split}.json')))
-  if not paths:
-    raise FileNotFoundError(
-        f'No {NAME}_{split}.json under {workdir}/*/eval: run --mode=eval in '
-        f'each run directory under {workdir} first.')
-  rows = []
-  for path in paths:
-    with open(path) as f:
-      row = json.load(f)
-    row['experiment'] = row.get('experiment') or os.path.basename(
-        os.path.dirname(os.path.dirname(path)))
-    rows.append(row)
-  table = format_table(rows)
-  with open(os.path.join(workdir, f'{NAME}_{split}.md'), 'w') as f:
-    f.write(table + '\n')
-  print(table)
-  return {'rows': rows, 'table': table}
+  return run_tables.gather(workdir, NAME, config.eval.split, format_table)
 
 
 def extract_dataset(config: ml_collections.ConfigDict,
