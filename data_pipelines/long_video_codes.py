@@ -248,33 +248,14 @@ def write_long_video_codes(*, output_dir: str,
     split_infos.append(tfds.core.SplitInfo(
         name=split, shard_lengths=[1] * len(videos), num_bytes=0,
         filename_template=template))
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices('long_video_codes_written')
-  if jax.process_index() == 0:
-    _finalize(output_dir, features, split_infos, manifest)
+  code_dataset.finish_dataset(
+      output_dir, features, split_infos, manifest,
+      description='Neural codes of long continuous videos.')
   return written
-
-
-def _finalize(output_dir, features, split_infos, manifest) -> None:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  split_infos = [dataclasses.replace(info, num_bytes=sum(
-      os.path.getsize(str(info.filename_template.sharded_filepath(
-          shard_index=s, num_shards=info.num_shards)))
-      for s in range(info.num_shards))) for info in split_infos]
-  # check_data=False: TFDS's check reads through tf.data (no TensorFlow).
-  tfds.folder_dataset.write_metadata(
-      data_dir=output_dir, features=features, split_infos=split_infos,
-      filename_template=split_infos[0].filename_template, check_data=False,
-      description='Neural codes of long continuous videos.',
-      metadata=tfds.core.MetadataDict(manifest))
 
 
 def codec_encoder(codec) -> code_dataset.EncodeFn:
   """`[1, c, H, W, 3] uint8 -> [1, c, H_c, W_c, N]` numpy, jitted once."""
-  # Built eagerly, outside any trace: FrozenCodec caches its device copy of
-  # the variables on first use.
-  codec.codes_to_latents(np.zeros((1, codec.codebook.shape[0]), np.int32))
   encode = jax.jit(codec.encode)
   return lambda video: np.asarray(encode(video))
 

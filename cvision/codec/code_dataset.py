@@ -193,15 +193,22 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
         name=split, shard_lengths=lengths, num_bytes=0,
         filename_template=template))
 
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices('code_dataset_shards_written')
-  if jax.process_index() == 0:
-    _finalize(output_dir, features, split_infos, manifest)
+  finish_dataset(output_dir, features, split_infos, manifest,
+                 description=f'Neural codes of {manifest["source"]}.')
   return written
 
 
-def _finalize(output_dir, features, split_infos, manifest) -> None:
+def finish_dataset(output_dir, features, split_infos, manifest, *,
+                   description: str) -> None:
+  """Once every process has written its shards: TFDS metadata (process 0).
+
+  Shared by every writer of code datasets (e.g. long videos).
+  """
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(f'{output_dir} shards written')
+  if jax.process_index() != 0:
+    return
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   split_infos = [dataclasses.replace(info, num_bytes=sum(
       os.path.getsize(str(info.filename_template.sharded_filepath(
@@ -212,8 +219,7 @@ def _finalize(output_dir, features, split_infos, manifest) -> None:
   tfds.folder_dataset.write_metadata(
       data_dir=output_dir, features=features, split_infos=split_infos,
       filename_template=split_infos[0].filename_template, check_data=False,
-      description=f'Neural codes of {manifest["source"]}.',
-      metadata=tfds.core.MetadataDict(manifest))
+      description=description, metadata=tfds.core.MetadataDict(manifest))
 
 
 def storage_bytes(dataset_dir: str) -> int:

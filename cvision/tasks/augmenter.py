@@ -108,10 +108,6 @@ def load_codec(config: ml_collections.ConfigDict) -> frozen.FrozenCodec:
   codec = frozen.load_frozen_codec(
       workdir, preset=codec_config.get('preset', ''),
       step=codec_config.get('step', 0) or None, with_params=True)
-  # FrozenCodec copies its variables to the device on first use; done under
-  # a trace (jit, eval_shape) they would be tracers that leak into the next
-  # trace. One eager call makes them concrete.
-  codec.codes_to_latents(jnp.zeros((1, codec.codebook.shape[0]), jnp.int32))
   return codec
 
 
