@@ -24,11 +24,10 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
-import orbax.checkpoint as ocp
 
 from cvision.augment import params as params_lib
 from cvision.augment import pixel_transforms as pt
+from cvision.core import checkpointing
 from cvision.models import code_embedding
 
 TASK_NAME = 'augmenter'  # cvision.tasks.augmenter.NAME
@@ -174,42 +173,19 @@ def load_frozen_augmenter(workdir: str, *,
                      'augmenter.')
   model_config = augmenter_task.resolve_model_config(config.get('model'))
   augment_config = params_lib.resolve_config(config.get('augment'))
-  ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f'No checkpoints in {ckpt_dir}: train the '
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise FileNotFoundError(f'No checkpoints in {workdir}: train the '
                             'augmenter first (--mode=train).')
-  manager = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers={'state': ocp.PyTreeCheckpointHandler(),
-                     'model': ocp.JsonCheckpointHandler()})
-  try:
-    steps = sorted(manager.all_steps())
-    if not steps:
-      raise FileNotFoundError(f'No checkpoint in {ckpt_dir}.')
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise FileNotFoundError(f'Augmenter checkpoint step {step} is not in '
-                              f'{ckpt_dir} (it has {steps}).')
-    tree = manager.item_metadata(step)['state'].tree
-    item = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
-                        {'params': tree['params']})
-    restored = manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.JsonRestore(),
-        state=ocp.args.PyTreeRestore(
-            item=item, partial_restore=True,
-            restore_args=jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item))))
-  finally:
-    manager.close()
-  if restored['model']['task'] != TASK_NAME:
-    raise ValueError(f'{ckpt_dir} holds a {restored["model"]["task"]!r} run, '
-                     'not an augmenter.')
+  saved = checkpointing.read_saved_variables(
+      workdir, step=step, select=lambda tree: {'params': tree['params']},
+      expect_task=TASK_NAME)
+  ckpt_dir, step = saved.directory, saved.step
   codec_workdir = config.get('codec', {}).get('workdir', '')
   augmenter = FrozenAugmenter(
       workdir=workdir, step=step, family=augment_config.family,
       model_config=model_config, augment_config=augment_config,
       codec_workdir=os.path.abspath(codec_workdir) if codec_workdir else '',
-      params=restored['state']['params'])
+      params=saved.variables['params'])
   # Device copies made now, not under a caller's trace (see
   # cvision.tasks.augmenter.load_codec).
   _ = augmenter._model  # pylint: disable=protected-access

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
+from cvision.core import checkpointing
 from cvision.models import vqvae
 from cvision.tasks import codec as codec_task
 
@@ -161,48 +161,26 @@ def load_frozen_codec(workdir: str, *, preset: str = '',
   """
   workdir = os.path.abspath(workdir)
   model_config = codec_model_config(workdir, preset)
-  ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(
-        f'No checkpoints in {ckpt_dir}: --config.codec.workdir must be the '
-        '--workdir of a trained codec run.')
-  manager = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers={'state': ocp.PyTreeCheckpointHandler(),
-                     'model': ocp.JsonCheckpointHandler()})
-  try:
-    steps = sorted(manager.all_steps())
-    if not steps:
-      raise FileNotFoundError(f'No checkpoint in {ckpt_dir}.')
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise FileNotFoundError(
-          f'Codec checkpoint step {step} is not in {ckpt_dir} (it has '
-          f'{steps}). Codes must be embedded with the codebook that wrote '
-          'them: re-encode the dataset with a kept checkpoint, or set '
-          '--config.codec.step.')
-    tree = manager.item_metadata(step)['state'].tree
+  def select(tree):
+    # The codebook lives in the codec's collections; the encoder and decoder
+    # in its params, read only when asked for.
     wanted = {'collections': {vqvae.COLLECTION:
                               tree['collections'][vqvae.COLLECTION]}}
     if with_params:
       wanted['params'] = tree['params']
-    item = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
-                        wanted)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.JsonRestore(),
-        state=ocp.args.PyTreeRestore(
-            item=item, partial_restore=True,
-            restore_args=jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item))))
-  finally:
-    manager.close()
-  if restored['model']['task'] != 'codec':
-    raise ValueError(f'{ckpt_dir} holds a {restored["model"]["task"]!r} run, '
-                     'not a codec.')
-  state = restored['state']
-  variables = {vqvae.COLLECTION: state['collections'][vqvae.COLLECTION]}
+    return wanted
+
+  saved = checkpointing.read_saved_variables(
+      workdir, step=step, select=select, expect_task='codec',
+      missing_step_hint=(
+          'Codes must be embedded with the codebook that wrote them: '
+          're-encode the dataset with a kept checkpoint, or set '
+          '--config.codec.step.'))
+  ckpt_dir, step = saved.directory, saved.step
+  variables = {vqvae.COLLECTION:
+               saved.variables['collections'][vqvae.COLLECTION]}
   if with_params:
-    variables['params'] = state['params']
+    variables['params'] = saved.variables['params']
   codec = FrozenCodec(workdir, step, model_config, variables)
   n, k = model_config.num_codebooks, model_config.codebook_size
   d = model_config.embedding_dim // n

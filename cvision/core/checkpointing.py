@@ -4,13 +4,19 @@ Each checkpoint holds the whole `TrainState` and a small JSON description of
 the model that wrote it (task name and every state leaf's shape and dtype).
 Restoring compares that description with the model being restored into and
 fails with a message naming what differs, before any array is read.
+
+`read_saved_variables` is the other way in: parts of another run's state
+(a frozen codec or augmenter, a warm start) read as numpy arrays, without
+building that run's model.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from cvision.core.train_state import TrainState
@@ -129,3 +135,84 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedVariables:
+  """Parts of a run's saved state.
+
+  Attributes:
+    directory: the run's checkpoints folder.
+    step: the checkpoint read.
+    task: the task that wrote it (from its model description).
+    variables: the selected subtrees of the saved `TrainState`, numpy arrays.
+  """
+  directory: str
+  step: int
+  task: str
+  variables: dict[str, PyTree]
+
+
+def _all_of(*keys: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+  return lambda tree: {k: tree[k] for k in keys if tree.get(k)}
+
+
+def read_saved_variables(
+    workdir: str, *, step: int | None = None,
+    select: Callable[[dict[str, Any]], dict[str, Any]] = _all_of(
+        'params', 'collections'),
+    expect_task: str | None = None,
+    missing_step_hint: str = '') -> SavedVariables:
+  """Reads parts of run `workdir`'s checkpoint, without building its model.
+
+  Only the subtrees `select` picks from the saved state's metadata tree are
+  read (a partial restore: no optimizer state, no device arrays), so a frozen
+  codec costs its codebook and decoder, not its Adam moments.
+
+  Args:
+    workdir: the run's --workdir (its checkpoints are in `checkpoints/`).
+    step: the checkpoint step; None or 0 = the latest.
+    select: metadata tree of the saved `TrainState` (a dict with 'params',
+      'collections', 'opt_state', ...) -> the subtrees to read, same
+      structure.
+    expect_task: if set, the task that must have written the checkpoint.
+    missing_step_hint: appended to the error for a step that is not kept.
+
+  Raises:
+    FileNotFoundError: no checkpoints folder, no checkpoint, or not `step`.
+    CheckpointMismatchError: the checkpoint was written by another task.
+  """
+  directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(
+        f'No checkpoints in {directory}: {workdir!r} must be the --workdir '
+        'of a trained run.')
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={'state': ocp.PyTreeCheckpointHandler(),
+                     'model': ocp.JsonCheckpointHandler()})
+  try:
+    steps = sorted(manager.all_steps())
+    if not steps:
+      raise FileNotFoundError(f'No checkpoint in {directory}.')
+    step = int(step) if step else steps[-1]
+    if step not in steps:
+      raise FileNotFoundError(
+          f'Checkpoint step {step} is not in {directory} (it has {steps}).'
+          + (f' {missing_step_hint}' if missing_step_hint else ''))
+    tree = manager.item_metadata(step)['state'].tree
+    item = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
+                        select(tree))
+    restored = manager.restore(step, args=ocp.args.Composite(
+        model=ocp.args.JsonRestore(),
+        state=ocp.args.PyTreeRestore(
+            item=item, partial_restore=True,
+            restore_args=jax.tree.map(
+                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item))))
+  finally:
+    manager.close()
+  task = restored['model']['task']
+  if expect_task is not None and task != expect_task:
+    raise CheckpointMismatchError(
+        f'{directory} holds a {task!r} run, not {expect_task!r}.')
+  return SavedVariables(directory, step, task, dict(restored['state']))

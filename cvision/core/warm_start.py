@@ -9,9 +9,9 @@ whose shape differs is an error unless `skip_mismatched` (e.g. a new head
 with another class count). What was copied and kept is logged and returned,
 so the run's workdir can record it.
 
-Orbax restores the source checkpoint without a target tree (arrays as
-saved): the source run's model need not be built, and nothing it holds but
-parameters and collections is read into the new state.
+The source checkpoint is read by `checkpointing.read_saved_variables`
+(numpy arrays, as saved): the source run's model need not be built, and
+nothing it holds but parameters and collections is read.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from typing import Any
 from absl import logging
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
+from cvision.core import checkpointing
 from cvision.core.train_state import TrainState
 
 PyTree = Any
@@ -47,15 +47,6 @@ class WarmStartReport:
     return dataclasses.asdict(self)
 
 
-def _checkpoint_dir(workdir: str) -> str:
-  directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
-  if not os.path.isdir(directory):
-    raise WarmStartError(
-        f'train.init_from.workdir={workdir!r} has no checkpoints/ folder: '
-        'name the --workdir of a finished run.')
-  return directory
-
-
 def load_variables(workdir: str, step: int = 0) -> tuple[dict[str, PyTree],
                                                          int]:
   """`({'params': ..., 'collections': ...}, step)` of a run's checkpoint.
@@ -64,20 +55,16 @@ def load_variables(workdir: str, step: int = 0) -> tuple[dict[str, PyTree],
     workdir: the source run's --workdir.
     step: the checkpoint step; 0 = the latest.
   """
-  directory = _checkpoint_dir(workdir)
-  with ocp.CheckpointManager(directory) as manager:
-    steps = manager.all_steps()
-    if not steps:
-      raise WarmStartError(f'No checkpoint in {directory}.')
-    step = step or max(steps)
-    if step not in steps:
-      raise WarmStartError(
-          f'No checkpoint at step {step} in {directory} (it has {sorted(steps)}).')
-    restored = manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  state = restored['state']
-  return {'params': state['params'],
-          'collections': state.get('collections', {})}, step
+  if not os.path.isdir(os.path.join(os.path.abspath(workdir), 'checkpoints')):
+    raise WarmStartError(
+        f'train.init_from.workdir={workdir!r} has no checkpoints/ folder: '
+        'name the --workdir of a finished run.')
+  try:
+    saved = checkpointing.read_saved_variables(workdir, step=step)
+  except FileNotFoundError as e:
+    raise WarmStartError(str(e)) from e
+  return {'params': saved.variables['params'],
+          'collections': saved.variables.get('collections', {})}, saved.step
 
 
 def _by_path(tree: PyTree) -> dict[str, Any]:
