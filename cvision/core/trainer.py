@@ -160,7 +160,8 @@ def _warm_start(state: TrainState, init_from, workdir: str) -> TrainState:
   """Parameters from `init_from.workdir`'s run (stage-wise training)."""
   state, report = warm_start.warm_start(
       state, init_from.workdir, step=init_from.get('step', 0),
-      skip_mismatched=init_from.get('skip_mismatched', False))
+      skip_mismatched=init_from.get('skip_mismatched', False),
+      params_under=init_from.get('params_under', ''))
   metric_logging.write_json(os.path.join(workdir, 'warm_start.json'),
                             report.to_dict())
   return state

@@ -101,17 +101,23 @@ def merge(target: PyTree, source: PyTree, *, prefix: str,
 
 
 def warm_start(state: TrainState, workdir: str, *, step: int = 0,
-               skip_mismatched: bool = False
+               skip_mismatched: bool = False, params_under: str = ''
                ) -> tuple[TrainState, WarmStartReport]:
   """`state` with parameters and collections copied from `workdir`'s run.
 
   The optimizer state, step and rng stay those of `state` (a fresh run).
+  `params_under` nests the source's parameters under that key first, for a
+  model that holds the source model as a submodule: 'backbone' starts
+  collaborative memory from an S3D classification run (the source's leaves
+  that the new model lacks, such as its classifier, are not read into it).
 
   Raises:
     WarmStartError: no checkpoint, a shape mismatch (unless
       `skip_mismatched`), or no leaf in common (the wrong run).
   """
   source, step = load_variables(workdir, step)
+  if params_under:
+    source['params'] = {params_under: source['params']}
   report = WarmStartReport(source=os.path.abspath(workdir), step=step,
                            copied=[], kept=[], skipped=[])
   params = merge(state.params, source['params'], prefix='params',

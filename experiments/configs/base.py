@@ -67,6 +67,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.init_from.workdir = ''  # '' = from scratch.
   c.train.init_from.step = 0  # 0 = its latest checkpoint.
   c.train.init_from.skip_mismatched = False  # True: keep differing shapes.
+  # Nest the source's params under this key ('backbone': collaborative
+  # memory from an S3D classification run).
+  c.train.init_from.params_under = ''
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = 'test'

@@ -88,3 +88,27 @@ def test_a_run_of_another_model_or_an_empty_folder_is_refused(tmp_path):
     warm_start.warm_start(other, str(tmp_path / 'missing'))
   with pytest.raises(warm_start.WarmStartError, match='step 3'):
     warm_start.warm_start(_stage2_state(), str(tmp_path / 'a'), step=3)
+
+
+def test_params_under_nests_a_whole_model_as_a_submodule(tmp_path):
+  # An S3D classification run -> the 'backbone' of a bigger model; the
+  # source's classifier has no place in the new model and is not read in.
+  backbone = {'conv': {'kernel': jnp.full((2, 3), 4.0)}}
+  _save(tmp_path, _state({**backbone, 'logits': {'bias': jnp.ones((8,))}},
+                         {'batch_stats': {'mean': jnp.full((3,), 0.25)}}))
+  fresh = _state({'backbone': {'conv': {'kernel': jnp.zeros((2, 3))}},
+                  'head': {'bias': jnp.zeros((8,))}},
+                 {'batch_stats': {'mean': jnp.zeros((3,))}})
+  # Without nesting no path matches.
+  with pytest.raises(warm_start.WarmStartError, match='shares no parameter'):
+    warm_start.warm_start(
+        _state({'backbone': {'conv': {'kernel': jnp.zeros((2, 3))}}}, {}),
+        str(tmp_path))
+  state, report = warm_start.warm_start(fresh, str(tmp_path),
+                                        params_under='backbone')
+  np.testing.assert_array_equal(state.params['backbone']['conv']['kernel'],
+                                np.full((2, 3), 4.0))
+  np.testing.assert_array_equal(state.params['head']['bias'], np.zeros(8))
+  np.testing.assert_array_equal(state.collections['batch_stats']['mean'],
+                                np.full((3,), 0.25))
+  assert report.kept == ["params['head']['bias']"]
