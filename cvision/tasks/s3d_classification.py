@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from cvision.augment import downstream
 from cvision.core import config_utils
 from cvision.core import metric_logging
 from cvision.core import precision
@@ -264,7 +265,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
   frame_accuracy, frame_top5 (frame head). `evaluate` returns the same per
   video, `[B]`.
   Extras: 'logits(params, collections, inputs) -> logits' (inputs: the raw
-  `video` or `codes` entry), 'network_input(params, inputs) -> [B, T, H, W,
+  `video` or `codes` entry; averaged over `config.code_augment`'s test-time
+  views), 'network_input(params, inputs) -> [B, T, H, W,
   C]' (what S3D sees), 'metrics(logits, labels, frame_mask=None)',
   'input_key', 'label_key', 'model() -> S3D', 'codec' (the `FrozenCodec`, or
   None for rgb) and 'codebook' (`[N, K, D]` numpy, or None).
@@ -274,6 +276,11 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     raise ValueError(f'config.input={input_type!r}: expected one of {INPUTS}.')
   m = resolve_model_config(config.get('model', None))
   codec = _frozen_codec_for(config) if input_type != 'rgb' else None
+  augmentation = downstream.from_config(
+      config.get('code_augment', None), codec=codec)
+  if augmentation.active and input_type != 'codes':
+    raise ValueError(
+        f'config.code_augment augments codes; config.input={input_type!r}.')
 
   if input_type == 'codes':
     stem = code_stem(codec.spatial_factor, m.stem_conv1_channels,
@@ -315,6 +322,9 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
 
   def loss(params, collections, batch, rng):
     x = network_input(params, batch[input_key])
+    if augmentation.train_mode != 'none':
+      rng, augment_rng = jax.random.split(rng)
+      x = augmentation.train_input(x, augment_rng)
     logits, new_collections = model.apply(
         {'params': params, **collections}, x, train=True,
         rngs={'dropout': rng}, mutable=list(collections.keys()))
@@ -326,7 +336,11 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
 
   def logits_fn(params, collections, raw):
     x = network_input(params, raw)
-    return model.apply({'params': params, **collections}, x, train=False)
+    # Test-time views (crops, flips) of the clip, logits averaged.
+    return downstream.average_over_views(
+        lambda view: model.apply({'params': params, **collections}, view,
+                                 train=False),
+        augmentation.eval_inputs(x))
 
   def evaluate(params, collections, batch):
     return per_example_metrics(
@@ -347,6 +361,7 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
           'model': lambda: model,
           'codec': codec,
           'codebook': codec.codebook if codec is not None else None,
+          'augmentation': augmentation,
       })
 
 
@@ -462,6 +477,15 @@ def evaluate_clips(config: ml_collections.ConfigDict,
             'head': head, 'clip_frames': clip_frames,
             'num_frames': num_frames, 'num_videos': rows[0]['num_videos'],
             'rows': rows, 'table': table}
+  augmentation = task.extras['augmentation']
+  if augmentation.active:
+    result['code_augment'] = {
+        'train': augmentation.train_mode, 'eval': augmentation.eval_mode,
+        'eval_views': augmentation.eval_views,
+        'augmenter': (augmentation.augmenter.workdir
+                      if augmentation.augmenter else '')}
+    title += (f' Code augmentation: train {augmentation.train_mode}, test '
+              f'{augmentation.eval_mode} x{augmentation.eval_views} views.')
   codec = task.extras['codec']
   if codec is not None:
     cr = frozen.code_dataset_metadata(config.data.dataset_dir).get(

@@ -1,0 +1,163 @@
+"""Augmenting a downstream model's code inputs (paper Sec. 3.4, Table 4).
+
+A model trained on codes gets its augmentations in code space, from one of:
+
+| mode    | train time (a random `p` per clip)  | test time (N views, averaged)   |
+|---------|-------------------------------------|---------------------------------|
+| none    | the codes as encoded                | the codes as encoded (N = 1)    |
+| nn_crop | a random box of the code grid,      | N linearly spaced boxes, each   |
+|         | resized by nearest neighbour [44]   | resized by nearest neighbour    |
+| learned | the augmentation network `a(z, p)`  | crop networks: N linearly spaced|
+|         | with `p` from its training ranges   | boxes; flip networks: the clip  |
+|         |                                     | and its flip (N = 2)            |
+
+'none' is the central-crop baseline: the codec encoded the central view of
+every video. All of it runs on device inside the jitted step, on the
+embedded codes `[B, T, H, W, C]`; the augmentation network is frozen (its
+parameters are constants, `cvision.augment.frozen`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from cvision.augment import frozen
+from cvision.augment import nn_crop
+from cvision.augment import params as params_lib
+from cvision.core import config_utils
+
+Array = jax.Array
+MODES = ('none', 'nn_crop', 'learned')
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """`config.code_augment` of a downstream model on codes."""
+  return ml_collections.ConfigDict({
+      'train': 'none',  # none | nn_crop | learned
+      'eval': 'none',  # none | nn_crop | learned
+      'eval_views': 1,  # N: boxes (crops) or 2 = clip + flip (flip network).
+      'crop_scale': 0.875,  # Side of the test-time boxes (224 / 256).
+      'augmenter_workdir': '',  # The augmenter run, for 'learned'.
+      # Random boxes of 'nn_crop' at train time (`params.default_config`).
+      'crop_min_scale': 0.5,
+      'crop_max_scale': 0.9,
+  })
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeAugmentation:
+  """Train- and test-time augmentation of embedded codes.
+
+  Attributes:
+    train_mode: one of `MODES`, at train time.
+    eval_mode: one of `MODES`, at test time.
+    eval_views: test-time views per clip.
+    crop_scale: side of the test-time boxes, as a fraction of the grid.
+    crop_ranges: the `params` ranges 'nn_crop' samples training boxes from.
+    augmenter: the frozen network, for 'learned'.
+  """
+  train_mode: str
+  eval_mode: str
+  eval_views: int
+  crop_scale: float
+  crop_ranges: ml_collections.ConfigDict
+  augmenter: frozen.FrozenAugmenter | None = None
+
+  @property
+  def active(self) -> bool:
+    return self.train_mode != 'none' or self.eval_mode != 'none'
+
+  def train_input(self, latents: Array, rng: Array) -> Array:
+    """`[B, T, H, W, C]` -> the same shape, a random augmentation per clip."""
+    batch = latents.shape[0]
+    if self.train_mode == 'nn_crop':
+      boxes = params_lib.sample_params(rng, 'crop', batch, self.crop_ranges)
+      return nn_crop.nearest_neighbour_crop(latents, boxes,
+                                            latents.shape[2:4])
+    if self.train_mode == 'learned':
+      return self.augmenter.apply(
+          latents, self.augmenter.sample_params(rng, batch))
+    return latents
+
+  def eval_inputs(self, latents: Array) -> list[Array]:
+    """`[B, T, H, W, C]` -> `eval_views` views of it, each the same shape."""
+    batch = latents.shape[0]
+    if self.eval_mode == 'none':
+      return [latents]
+    if self.eval_mode == 'learned' and self.augmenter.family == 'flip':
+      flips = [params_lib.flip_params(f, batch) for f in (False, True)]
+      return [self.augmenter.apply(latents, p)
+              for p in flips[:self.eval_views]]
+    boxes = params_lib.linspace_boxes(self.eval_views, self.crop_scale)
+    if self.eval_mode == 'nn_crop':
+      return [nn_crop.nearest_neighbour_crop(latents, box, latents.shape[2:4])
+              for box in boxes]
+    return [self.augmenter.apply(latents, np.tile(box, (batch, 1)),
+                                 family='crop') for box in boxes]
+
+
+def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
+                codec=None) -> CodeAugmentation:
+  """The augmentation of `config` (`default_config` fields), checked.
+
+  Args:
+    config: `config.code_augment`, or None for no augmentation.
+    codebook_shape: `[N, K, D]` of the codec whose codes are augmented.
+    codec: that `FrozenCodec`, if at hand: a learned augmenter is checked
+      against it.
+
+  Raises:
+    ValueError: an unknown mode, a view count the mode cannot give, or a
+      'learned' mode without an augmenter whose latents fit the codes.
+  """
+  c = config_utils.with_defaults(default_config(), config, 'code_augment')
+  for name in ('train', 'eval'):
+    if c[name] not in MODES:
+      raise ValueError(f'code_augment.{name}={c[name]!r}: expected one of '
+                       f'{MODES}.')
+  if c.eval_views < 1:
+    raise ValueError(f'code_augment.eval_views={c.eval_views} must be >= 1.')
+  if c.eval == 'none' and c.eval_views != 1:
+    raise ValueError(f'code_augment.eval_views={c.eval_views} needs '
+                     "code_augment.eval='nn_crop' or 'learned'.")
+  params_lib.central_box(c.crop_scale)  # Checks the scale.
+  ranges = params_lib.resolve_config({'crop_min_scale': c.crop_min_scale,
+                                      'crop_max_scale': c.crop_max_scale})
+  augmenter = None
+  if 'learned' in (c.train, c.eval):
+    if not c.augmenter_workdir:
+      raise ValueError(
+          "code_augment 'learned' needs the augmentation network: pass "
+          '--config.code_augment.augmenter_workdir=<the augmenter run>.')
+    augmenter = frozen.load_frozen_augmenter(c.augmenter_workdir)
+    if codec is not None:
+      augmenter.check_codec(codec)
+    elif codebook_shape is not None:
+      n, _, d = codebook_shape
+      if n * d != augmenter.latent_channels:
+        raise ValueError(
+            f'Codes of {n}x{d}-channel embeddings; the augmenter in '
+            f'{augmenter.workdir} transforms {augmenter.latent_channels}.')
+    if c.eval == 'learned' and augmenter.family not in ('crop', 'flip',
+                                                        'all'):
+      raise ValueError(
+          f'The augmenter in {augmenter.workdir} does {augmenter.family!r}; '
+          "test-time views need a 'crop', 'flip' or 'all' network.")
+    if (c.eval == 'learned' and augmenter.family == 'flip'
+        and c.eval_views > 2):
+      raise ValueError(f'code_augment.eval_views={c.eval_views}: a flip '
+                       'network gives 2 views (the clip and its flip).')
+  return CodeAugmentation(
+      train_mode=c.train, eval_mode=c.eval, eval_views=int(c.eval_views),
+      crop_scale=float(c.crop_scale), crop_ranges=ranges, augmenter=augmenter)
+
+
+def average_over_views(apply_fn, views: list[Array]) -> Array:
+  """The mean of `apply_fn(view)` over the views (logits of one clip)."""
+  outs = [apply_fn(v) for v in views]
+  return sum(outs[1:], outs[0]) / len(outs)
+
