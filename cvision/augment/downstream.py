@@ -137,11 +137,7 @@ def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
     if codec is not None:
       augmenter.check_codec(codec)
     elif codebook_shape is not None:
-      n, _, d = codebook_shape
-      if n * d != augmenter.latent_channels:
-        raise ValueError(
-            f'Codes of {n}x{d}-channel embeddings; the augmenter in '
-            f'{augmenter.workdir} transforms {augmenter.latent_channels}.')
+      augmenter.check_codebook_shape(codebook_shape)
     if c.eval == 'learned' and augmenter.family not in ('crop', 'flip',
                                                         'all'):
       raise ValueError(

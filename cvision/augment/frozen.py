@@ -98,15 +98,21 @@ class FrozenAugmenter:
     model, variables = self._model
     return model.apply(variables, latents, params).astype(latents.dtype)
 
+  def check_codebook_shape(self, codebook_shape, owner: str = 'The codes'
+                           ) -> None:
+    """Raises unless `[N, K, D]` codebooks give this augmenter's latents."""
+    n, _, d = codebook_shape
+    if n * d != self.latent_channels:
+      raise ValueError(f'{owner} has {n}x{d} = {n * d}-channel latents; the '
+                       f'augmenter in {self.workdir} transforms '
+                       f'{self.latent_channels} (trained through '
+                       f'{self.codec_workdir}).')
+
   def check_codec(self, codec) -> None:
     """Raises if `codec` (a `FrozenCodec`) has other latents; warns if it is
     not the codec the augmenter was trained through."""
-    n, _, d = codec.codebook.shape
-    if n * d != self.latent_channels:
-      raise ValueError(f'The codec in {codec.workdir} has {n}x{d} = {n * d}'
-                       f'-channel latents; the augmenter in {self.workdir} '
-                       f'transforms {self.latent_channels} (trained through '
-                       f'{self.codec_workdir}).')
+    self.check_codebook_shape(codec.codebook.shape,
+                              f'The codec in {codec.workdir}')
     if os.path.abspath(codec.workdir) != os.path.abspath(self.codec_workdir):
       logging.warning('The augmenter in %s was trained through the codec in '
                       '%s, not %s: its latents may mean something else.',
