@@ -15,7 +15,7 @@ Presets (after the colon; comma-separated presets apply in order):
 | cr475      | 32x256x256 | 4   | 1   | 32x16x16     | 1 | 8192 | 472.6 | GPU/TPU|
 | cr768      | 32x256x256 | 4   | 1   | 32x16x16     | 1 | 256  | 768   | GPU/TPU|
 | cpu        | 16x64x64   | 2*  | 1   | 16x8x8       | 2 | 256  | 96    | CPU    |
-| cpu30      | 16x64x64   | 2   | 1   | 16x16x16     | 2 | 256  | 24    | CPU    |
+| cpu30      | 16x64x64   | 2   | 1   | 16x16x16     | 2 | 64   | 32    | CPU    |
 | tiny       | 8x32x32    | 2   | 1   | 8x8x8        | 2 | 32   | 38.4  | tests  |
 
 E_s: strided encoder blocks (each halves H, W; *the `cpu` preset folds a 2x2
@@ -73,8 +73,10 @@ def _cpu(c):
 
 
 def _cpu30(c):
+  # A 16x16 grid (4x4 pixels a code) keeps the digit's shape, which the
+  # rotation and scaling classes need; 2 x 6 bits a position keep CR >= 30.
   _cpu(c)
-  _model(c, strided=2, res_enc=1, res_dec=2, dim=32, n=2, k=256)
+  _model(c, strided=2, res_enc=1, res_dec=2, dim=32, n=2, k=64)
   c.model.space_to_depth = 1
 
 
