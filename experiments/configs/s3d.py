@@ -3,7 +3,7 @@ r"""S3D classification on RGB, neural codes or decoded codes (paper 4.3-4.4).
   # Pixels (the CR~1 baseline of Tables 2-3):
   python experiments/main.py --config=experiments/configs/s3d.py:rgb \
       --workdir=runs/s3d_rgb
-  # Codes of a trained codec (`codec.py:cpu30` or `:cpu`, then its --mode=encode):
+  # Codes of a trained codec (`codec.py:cpu30`, then its --mode=encode):
   python experiments/main.py --config=experiments/configs/s3d.py:codes \
       --workdir=runs/s3d_codes --config.codec.workdir=runs/codec \
       --config.data.dataset_dir=runs/codec/codes/moving_digits_large
