@@ -232,6 +232,13 @@ def _train_loop(run: Setup, step_fn, eval_fn, batches, logger,
     for step in range(start_step + 1, total_steps + 1):
       run.state, metrics = step_fn(run.state, next(batches))
       pending.append(metrics)
+      if len(pending) > 1:
+        # Async dispatch lets the host run up to `log_every` steps ahead of
+        # the device: a SIGTERM would then wait for all of them before the
+        # checkpoint (minutes for slow steps), and their batches would pile
+        # up in device memory. One step in flight still overlaps the input
+        # pipeline with compute.
+        jax.block_until_ready(pending[-2])
       if step % train_cfg.log_every == 0 or step == total_steps:
         result['train'] = _mean_metrics(pending)
         pending = []
