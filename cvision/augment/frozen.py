@@ -98,8 +98,8 @@ class FrozenAugmenter:
     model, variables = self._model
     return model.apply(variables, latents, params).astype(latents.dtype)
 
-  def check_codebook_shape(self, codebook_shape, owner: str = 'The codes'
-                           ) -> None:
+  def check_codebook_shape(self, codebook_shape,
+                           owner: str = 'The code embedding') -> None:
     """Raises unless `[N, K, D]` codebooks give this augmenter's latents."""
     n, _, d = codebook_shape
     if n * d != self.latent_channels:

@@ -76,7 +76,7 @@ def _cpu30(c):
   # A 16x16 grid (4x4 pixels a code) keeps the digit's shape, where the 8x8
   # grid of `cpu` keeps a blob; 2 x 6 bits a position keep CR >= 30.
   _cpu(c)
-  _model(c, strided=2, res_enc=1, res_dec=2, dim=32, n=2, k=64)
+  c.model.codebook_size = 64
   c.model.space_to_depth = 1
 
 
