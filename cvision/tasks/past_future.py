@@ -28,6 +28,10 @@ accuracy_step_balanced: per step, the mean of the past and future
 accuracies, over steps with both. A model that only counts steps (past iff
 t > C/2) is right about 3/4 of the time overall, in both halves, but scores
 exactly 1/2 step-balanced: that column tells recognition from counting.
+accuracy_near and accuracy_far (evaluation): over queries at most / more than
+`near_chunks` chunks from the current step. A walk is continuous, so a query
+next to the boundary looks like the last chunk seen whichever side it is;
+far queries are where recognising the content should be easy.
 """
 from __future__ import annotations
 
@@ -85,6 +89,7 @@ def default_task_config() -> ml_collections.ConfigDict:
       'chunks_per_block': 8,
       'reverse_prob': 0.5,  # Training: play a video backwards (still cut-free).
       'eval_seed': 0,  # Evaluation queries: a function of it and video_index.
+      'near_chunks': 6,  # accuracy_near: |query - step| <= this (30 s).
       'video_frames': 0,  # > 0: refuse videos of another length.
   })
 
@@ -345,9 +350,15 @@ class VideoRunner:
             'grads': grads, 'states': states}
 
 
-def per_video_metrics(logits: jax.Array,
-                      labels: jax.Array) -> dict[str, jax.Array]:
-  """`[C, B, Q]` logits and bool labels -> metrics `[B]` (see docstring)."""
+def per_video_metrics(logits: jax.Array, labels: jax.Array,
+                      query_chunks: jax.Array | None = None,
+                      near_chunks: int = 6) -> dict[str, jax.Array]:
+  """`[C, B, Q]` logits and bool labels -> metrics `[B]` (see docstring).
+
+  With `query_chunks` (`[C, B, Q]`, the chunk each query shows), also
+  accuracy_near / accuracy_far: queries at most / more than `near_chunks`
+  from the step that asks them.
+  """
   labels = labels.astype(bool)
   correct = ((logits > 0) == labels).astype(jnp.float32)
   num_chunks = logits.shape[0]
@@ -372,7 +383,7 @@ def per_video_metrics(logits: jax.Array,
       jnp.float32)  # [C, B]
   step_balanced = jnp.sum(0.5 * (step_past + step_future) * both,
                           axis=0) / jnp.maximum(jnp.sum(both, axis=0), 1.0)
-  return {
+  metrics = {
       'loss': jnp.mean(_bce(logits, labels), axis=(0, 2)),
       'accuracy': jnp.mean(correct, axis=(0, 2)),
       'accuracy_step_balanced': step_balanced,
@@ -381,6 +392,12 @@ def per_video_metrics(logits: jax.Array,
       'accuracy_first_half': mean_where(first),
       'accuracy_second_half': mean_where(~first),
   }
+  if query_chunks is not None:
+    steps = jnp.arange(num_chunks)[:, None, None]
+    near = jnp.abs(query_chunks - steps) <= near_chunks
+    metrics['accuracy_near'] = mean_where(near)
+    metrics['accuracy_far'] = mean_where(~near)
+  return metrics
 
 
 def _with_gradient(value: jax.Array, params: PyTree,
@@ -500,7 +517,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     # Each field [B, C, 1, ...] -> [C, B, ...].
     plan = jax.tree.map(lambda x: jnp.moveaxis(x[:, :, 0], 0, 1), plans)
     out = runner.run(params, codes, plan, with_grads=False)
-    return per_video_metrics(out['logits'], plan.labels)
+    return per_video_metrics(out['logits'], plan.labels, plan.chunks,
+                             p.near_chunks)
 
   return task_lib.Task(
       name=NAME, init=init, loss=loss, evaluate=evaluate,
@@ -518,7 +536,9 @@ _COLUMNS = (('accuracy', 'accuracy'),
             ('accuracy_past', 'past'),
             ('accuracy_future', 'future'),
             ('accuracy_first_half', '1st half'),
-            ('accuracy_second_half', '2nd half'))
+            ('accuracy_second_half', '2nd half'),
+            ('accuracy_near', 'near'),
+            ('accuracy_far', 'far'))
 
 
 def evaluate_past_future(config: ml_collections.ConfigDict,
@@ -541,7 +561,8 @@ def evaluate_past_future(config: ml_collections.ConfigDict,
   table = '\n'.join([header, '|---' * (len(_COLUMNS) + 3) + '|', row])
   title = (f'Past-future on {config.eval.split} of {config.data.dataset_dir} '
            f'@ step {result["step"]}, {p.eval_queries_per_chunk} queries per '
-           'chunk, accuracy in %.')
+           f'chunk, accuracy in %; near: at most {p.near_chunks} chunks from '
+           'the current step, far: the rest.')
   out_dir = os.path.join(workdir, 'eval')
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)

@@ -65,6 +65,27 @@ def test_counting_steps_scores_three_quarters_but_half_step_balanced():
   assert float(perfect['accuracy_step_balanced'][0]) == 1.0
 
 
+def test_near_and_far_split_queries_by_distance_from_the_step():
+  # C=3 steps, one video, 2 queries each; near = at most 1 chunk away.
+  chunks = np.asarray([[0, 2], [0, 2], [0, 1]])[:, None, :]
+  labels = chunks <= np.arange(3)[:, None, None]
+  # Wrong only on (step 0, query chunk 2) (distance 2: far) and
+  # (step 2, query chunk 1) (distance 1: near).
+  right = np.ones((3, 1, 2), bool)
+  right[0, 0, 1] = right[2, 0, 1] = False
+  logits = np.where(labels == right, 1.0, -1.0)
+  metrics = pf.per_video_metrics(jnp.asarray(logits), jnp.asarray(labels),
+                                 jnp.asarray(chunks), near_chunks=1)
+  # Distances: step 0 -> 0, 2; step 1 -> 1, 1; step 2 -> 2, 1.
+  # Near: 4 queries, 1 wrong; far: 2 queries, 1 wrong.
+  assert float(metrics['accuracy_near'][0]) == 0.75
+  assert float(metrics['accuracy_far'][0]) == 0.5
+  assert float(metrics['accuracy'][0]) == pytest.approx(4 / 6)
+  # Without the query chunks the split is not reported.
+  assert 'accuracy_near' not in pf.per_video_metrics(
+      jnp.asarray(logits), jnp.asarray(labels))
+
+
 def test_query_crops_are_nearest_neighbour_crops_of_the_grid():
   codes = jnp.arange(8 * 8).reshape(1, 1, 8, 8, 1).astype(jnp.uint8)
   codes = jnp.tile(codes, (3, 2, 1, 1, 2))  # [3 queries, 2 frames, 8, 8, 2]
