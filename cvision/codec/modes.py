@@ -4,6 +4,8 @@
   --mode=decode  codes -> PNG grid (original / reconstruction) and mp4s
   --mode=eval    PSNR / SSIM / MAE on held-out videos, against JPEG and MPEG
                  at measured compression rates; Table 1 and an RD plot
+  --mode=probe   linear probes: how directly the codes show where pixels
+                 move (`cvision.codec.probe`; static-background videos)
 Each restores the codec from the latest checkpoint in `--workdir`.
 """
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Codec:
     self._batch_sharding = NamedSharding(self._mesh, P('data'))
     run.checkpointer.close()
     encode, decode = run.task.extras['encode'], run.task.extras['decode']
+    # `[N, K, D]`: what downstream models embed the codes with.
+    self.codebook = np.asarray(run.task.extras['codebook'](self.variables))
 
     def decode_to_pixels(variables, codes):
       video = decode(variables, codes.astype(jnp.int32))
@@ -262,4 +266,56 @@ def evaluate(config: ml_collections.ConfigDict,
   logging.info('Codebook usage %s, perplexity %s.',
                result['codebooks']['usage'], result['codebooks']['perplexity'])
   logging.info('\n%s', report.format_table(rows, 'text'))
+  return result
+
+
+def probe_codes(config: ml_collections.ConfigDict,
+                workdir: str) -> dict[str, Any]:
+  """`--mode=probe`: linear probes of moving pixels from the codes.
+
+  Encodes `probe.num_videos` videos of `probe.split`, embeds the codes in
+  the codebook as downstream models do, and scores each probe of
+  `cvision.codec.probe` on held-out videos. Writes
+  `WORKDIR/eval/code_probe_<split>.{md,json}`.
+  """
+  from cvision.codec import probe  # pylint: disable=g-import-not-at-top
+  codec = Codec(config, workdir)
+  split = config.probe.split
+  source = input_pipeline.load_source(config.data, split)
+  count = min(config.probe.num_videos, len(source))
+  if count < 2:
+    raise ValueError(f'--mode=probe needs at least 2 videos in split '
+                     f'{split!r} of {config.data.name}, found {count}.')
+  videos = np.stack([source[i]['video'] for i in range(count)])
+  codes = np.concatenate([
+      codec.encode(videos[first:first + config.data.batch_size])
+      for first in range(0, count, config.data.batch_size)])
+  embedded = np.concatenate(
+      [book[codes[..., n]] for n, book in enumerate(codec.codebook)], -1)
+  cell = videos.shape[2] // codes.shape[2]
+  frames_per_cell = videos.shape[1] // codes.shape[1]
+  moving = probe.moving_cells(videos, cell, frames_per_cell,
+                              threshold=config.probe.threshold)
+  results = dict(probe.probe(embedded, moving))
+  # What the same probes read from the pixels the codes replace (not the
+  # 27-cell neighbourhood: 27 x the cell's pixels is slow to fit).
+  pixels = dict(probe.probe(
+      probe.pixel_cells(videos, cell, frames_per_cell), moving,
+      features=('cell', 'change')))
+  held_out = moving[count // 2:]
+  table = probe.format_table(results, pixels, float(held_out.mean()),
+                             held_out.size)
+  title = (f'Linear probes of moving cells from the codes of {count} '
+           f'{split} videos (step {codec.step}; fitted on the first half, '
+           'scored on the rest).')
+  out_dir = os.path.join(workdir, 'eval')
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, f'code_probe_{split}.md'), 'w') as f:
+    f.write(f'{title}\n\n{table}\n')
+  result = {'step': codec.step, 'split': split, 'num_videos': count,
+            'balanced_accuracy': results, 'pixels_balanced_accuracy': pixels,
+            'moving_fraction': float(held_out.mean()), 'table': table}
+  metric_logging.write_json(os.path.join(out_dir, f'code_probe_{split}.json'),
+                            result)
+  logging.info('%s\n%s', title, table)
   return result

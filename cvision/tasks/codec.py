@@ -180,7 +180,7 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
 def _modes():
   from cvision.codec import modes  # pylint: disable=g-import-not-at-top
   return {'eval': modes.evaluate, 'encode': modes.encode,
-          'decode': modes.decode}
+          'decode': modes.decode, 'probe': modes.probe_codes}
 
 
 # `--mode`s beyond train (see `cvision.tasks.modes`).

@@ -1,7 +1,7 @@
 r"""The neural video codec (VQ-VAE, Wiles et al. 2022, Sec. 3.2, App. E).
 
   python experiments/main.py --config=experiments/configs/codec.py:cpu \
-      --workdir=/tmp/codec --mode=train|eval|encode|decode
+      --workdir=/tmp/codec --mode=train|eval|encode|decode|probe
 
 Presets (after the colon; comma-separated presets apply in order):
 
@@ -154,6 +154,13 @@ def get_config(arg: str | None = None):
   c.decode.dataset_dir = ''  # Default: encode.output_dir.
   c.decode.split = 'test'
   c.decode.num_videos = 4
+
+  # --mode=probe: how directly the codes show where pixels move
+  # (`cvision.codec.probe`; needs videos with a static background).
+  c.probe = base.ml_collections.ConfigDict()
+  c.probe.split = 'test'
+  c.probe.num_videos = 128
+  c.probe.threshold = 0.08  # Mean |pixel - temporal median| of a moving cell.
 
   for preset in base.parse_presets(arg or 'cpu', PRESETS):
     PRESETS[preset](c)

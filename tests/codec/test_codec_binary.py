@@ -159,3 +159,20 @@ def test_a_resumed_codec_run_matches_an_uninterrupted_one(tmp_path, data_dir):
   assert 'vq_ema' in a['collections']
   _assert_trees_close(a['params'], b['params'], rtol=0, atol=0)
   _assert_trees_close(a['collections'], b['collections'], rtol=0, atol=0)
+
+
+def test_probe_writes_a_table_of_balanced_accuracies(trained_codec, data_dir):
+  run_main(main_args(CODEC_TINY, trained_codec, data_dir, '--mode=probe',
+                     '--config.probe.num_videos=4'))
+  with open(os.path.join(trained_codec, 'eval', 'code_probe_test.json')) as f:
+    result = json.load(f)
+  assert result['num_videos'] == 4
+  assert set(result['balanced_accuracy']) == {'cell', 'neighbourhood',
+                                              'change'}
+  assert set(result['pixels_balanced_accuracy']) == {'cell', 'change'}
+  assert all(0 <= v <= 1 for v in result['balanced_accuracy'].values())
+  assert 0 < result['moving_fraction'] < 1
+  with open(os.path.join(trained_codec, 'eval', 'code_probe_test.md')) as f:
+    table = f.read()
+  assert '| feature | codes (%) | pixels of the cell (%) |' in table
+  assert '| neighbourhood |' in table and '| - |' in table
