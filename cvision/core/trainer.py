@@ -96,12 +96,19 @@ def _abstract(state: TrainState) -> TrainState:
 
 
 def setup(config: ml_collections.ConfigDict, workdir: str, *,
-          restore: bool = True) -> Setup:
-  """Mesh, task, input shapes, state (restored when a checkpoint exists)."""
+          restore: bool = True, shapes_split: str | None = None) -> Setup:
+  """Mesh, task, input shapes, state (restored when a checkpoint exists).
+
+  `shapes_split` (default `data.train_split`) is the split whose batches
+  give the input shapes the state is built for; evaluation passes its own,
+  so a dataset holding only a test split can be evaluated. `train_source`
+  is that split's source.
+  """
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(config.data.batch_size, mesh)
   task = tasks.build_task(config)
-  source = input_pipeline.load_source(config.data, config.data.train_split)
+  shapes_split = shapes_split or config.data.train_split
+  source = input_pipeline.load_source(config.data, shapes_split)
   spec = input_pipeline.batch_spec(source, global_batch_size=config.data.batch_size,
                                    keys=task.input_keys)
   if config.data.get('train_clip_frames'):
@@ -124,7 +131,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
   elif restore and config.train.get('init_from', {}).get('workdir'):
     state = _warm_start(state, config.train.init_from, workdir)
   return Setup(config, workdir, mesh, task, state, shardings, checkpointer,
-               spec, tx, source, {config.data.train_split: source})
+               spec, tx, source, {shapes_split: source})
 
 
 @jax.jit
@@ -264,19 +271,23 @@ def _train_loop(run: Setup, step_fn, eval_fn, batches, logger,
   return result
 
 
-def restore_trained(config: ml_collections.ConfigDict, workdir: str) -> Setup:
-  """The run in `workdir` at its latest checkpoint; an error if it has none."""
+def restore_trained(config: ml_collections.ConfigDict, workdir: str, *,
+                    shapes_split: str | None = None) -> Setup:
+  """The run in `workdir` at its latest checkpoint; an error if it has none.
+
+  `shapes_split`: as in `setup` (e.g. the split about to be evaluated).
+  """
   ckpt_dir = os.path.join(workdir, 'checkpoints')
   if not os.path.isdir(ckpt_dir) or not any(
       d.isdigit() for d in os.listdir(ckpt_dir)):
     raise FileNotFoundError(f'No checkpoint in {ckpt_dir}: train first '
                             '(--mode=train) or point --workdir at a run.')
-  return setup(config, workdir)
+  return setup(config, workdir, shapes_split=shapes_split)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Evaluates the latest checkpoint in `workdir` on `config.eval.split`."""
-  run = restore_trained(config, workdir)
+  run = restore_trained(config, workdir, shapes_split=config.eval.split)
   eval_fn = train_step_lib.make_eval_step(
       run.task, state_shardings=run.state_shardings, mesh=run.mesh,
       compute_dtype_name=config.train.compute_dtype)

@@ -273,7 +273,8 @@ def quality_report(config: ml_collections.ConfigDict,
   `.md` and `<family>_grid.png` (per video: original, A(X; p), learned,
   plain reconstruction, and the code-grid operation for crops and flips).
   """
-  run = trainer.restore_trained(config, workdir)
+  run = trainer.restore_trained(config, workdir,
+                                shapes_split=config.eval.split)
   task, split = run.task, config.eval.split
   family = task.extras['family']
   families = pt.SINGLE_FAMILIES if family == 'all' else (family,)

@@ -233,7 +233,8 @@ def evaluate_with_costs(config: ml_collections.ConfigDict,
   forward pass on `data.batch_size` videos after a warm-up batch, not the
   reading of the data. Writes `WORKDIR/eval/mpeg_stm_<split>.{json,md}`.
   """
-  run = trainer.restore_trained(config, workdir)
+  run = trainer.restore_trained(config, workdir,
+                                shapes_split=config.eval.split)
   task, split = run.task, config.eval.split
   params = precision.cast_floating(
       run.state.params, precision.compute_dtype(config.train.compute_dtype))

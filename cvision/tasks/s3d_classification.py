@@ -431,7 +431,8 @@ def evaluate_clips(config: ml_collections.ConfigDict,
   """
   if not config.eval.num_clips:
     raise ValueError('config.eval.num_clips is empty; e.g. (1, 2, 4).')
-  run = trainer.restore_trained(config, workdir)
+  run = trainer.restore_trained(config, workdir,
+                                shapes_split=config.eval.split)
   task, split = run.task, config.eval.split
   input_key, label_key = task.extras['input_key'], task.extras['label_key']
   frame_head = label_key == FRAME_LABELS_KEY

@@ -165,7 +165,9 @@ def test_bad_configs_are_named(tiny_long_codes):
     task.init(jax.random.key(0), batch)
 
 
-def test_train_and_eval_through_the_binary(tiny_long_codes, tmp_path):
+def test_train_and_eval_through_the_binary(tiny_long_codes,
+                                           tiny_long_codes_test_only,
+                                           tmp_path):
   workdir = str(tmp_path / 'run')
   args = ['--config=experiments/configs/past_future.py:tiny,slot',
           f'--workdir={workdir}',
@@ -181,3 +183,9 @@ def test_train_and_eval_through_the_binary(tiny_long_codes, tmp_path):
   # Evaluation queries are a function of the video, not of the run.
   assert evaluated['metrics']['accuracy'] == pytest.approx(
       result['eval']['accuracy'])
+  # A dataset holding only a test split evaluates too (the state's input
+  # shapes come from the evaluated split), with the same result.
+  run_main(args[:2] + [f'--config.data.dataset_dir={tiny_long_codes_test_only}',
+                       '--mode=eval'])
+  test_only = json.load(open(os.path.join(workdir, 'eval_test.json')))
+  assert test_only['metrics'] == pytest.approx(evaluated['metrics'])
