@@ -159,7 +159,10 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     variables = {'params': params['backbone'], **collections}
 
     def one_clip(index, clip):
-      if not train:
+      # A frozen backbone is fixed entirely: inference-mode batch norm, its
+      # loaded statistics kept, so training sees the features evaluation
+      # will see.
+      if not train or cm.freeze_backbone:
         return backbone.apply(variables, clip, train=False), collections
       return backbone.apply(
           variables, clip, train=True, mutable=list(collections),

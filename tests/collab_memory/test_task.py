@@ -93,6 +93,10 @@ def test_frozen_backbone_gets_no_gradient():
           params, collections, batch, jax.random.key(1))
   assert optax.global_norm(grads['backbone']) == 0
   assert optax.global_norm(grads['head']) > 0
+  # Nor do its batch-norm statistics move: it runs in inference mode.
+  _, (_, new_collections) = jax.jit(task.loss)(params, collections, batch,
+                                               jax.random.key(1))
+  jax.tree.map(np.testing.assert_array_equal, new_collections, collections)
 
 
 @pytest.mark.slow
