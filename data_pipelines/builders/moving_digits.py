@@ -12,6 +12,8 @@ Configs (train/validation/test examples):
   large            as small, 8x the training videos,        8192/512/512
   tiny             8 x 32 x 32, one class per video,       64/16/16 (tests)
   dense            32 x 64 x 64, 4 motion segments/video,  1024/256/256
+  odd_one_out      as dense, 4 equal segments, all of one
+                   motion but one, which is the label       2048/256/512
   long             256 x 64 x 64, 16 segments of >= 8 frames, 128/32/32
 
 Each split uses its own seed, so splits never share an example, and a
@@ -61,6 +63,11 @@ class MovingDigits(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
           name='dense',
           description='32 frames of 64x64 in 4 segments with their own class.',
           generator=md.DENSE, splits=_splits(1024, 256, 256)),
+      MovingDigitsBuilderConfig(
+          name='odd_one_out',
+          description='32 frames of 64x64 in 4 equal segments, all of one '
+          'motion but one; the label is the odd motion (needs every clip).',
+          generator=md.ODD_ONE_OUT, splits=_splits(2048, 256, 512)),
       MovingDigitsBuilderConfig(
           name='long',
           description='256 frames of 64x64 in 16 segments (long videos).',

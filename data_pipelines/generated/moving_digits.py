@@ -26,6 +26,12 @@ class at segment boundaries while the digit keeps its state, so the video is
 continuous; their `label` is the class covering most frames, ties going to the
 lowest class id.
 
+`label_rule='odd_one_out'` makes a label that no single part of the video
+holds: equal segments all share one motion but one, and the label is that odd
+motion. A clip showing one segment cannot tell whether its motion is the odd
+one; only comparing it with the others' can (the collaborative-memory
+variant, where averaging independent clip predictions is not enough).
+
 Everything is a pure function of (config, seed, index): `generate_example`
 draws from `np.random.default_rng([seed, index])`.
 """
@@ -59,6 +65,9 @@ _STREAM_SCENE_KEY = 1
 _STREAM_SEGMENT_KEY = 2
 
 
+LABEL_RULES = ('majority', 'odd_one_out')
+
+
 @dataclasses.dataclass(frozen=True)
 class MovingDigitsConfig:
   """Shape and motion parameters of generated videos.
@@ -81,6 +90,9 @@ class MovingDigitsConfig:
       log of `size_range` (0.1 wraps every 10 frames).
     texture_amplitude: standard deviation of the background texture around
       its base colour, in [0, 1] intensity units.
+    label_rule: 'majority' (the class covering most frames) or
+      'odd_one_out' (equal segments, all of one class but one; the label is
+      that one's class).
   """
   num_frames: int = 16
   height: int = 64
@@ -95,8 +107,20 @@ class MovingDigitsConfig:
   rotation_speed: tuple[float, float] = (12.0, 24.0)
   zoom_speed: tuple[float, float] = (0.08, 0.14)
   texture_amplitude: float = 0.1
+  label_rule: str = 'majority'
 
   def __post_init__(self):
+    if self.label_rule not in LABEL_RULES:
+      raise ValueError(f'label_rule={self.label_rule!r}: expected one of '
+                       f'{LABEL_RULES}.')
+    if self.label_rule == 'odd_one_out' and (
+        self.segments_per_video < 3 or
+        self.num_frames % self.segments_per_video):
+      raise ValueError(
+          "label_rule='odd_one_out' needs segments_per_video >= 3 (so the "
+          'common motion is the majority) dividing num_frames (equal '
+          f'segments); got {self.segments_per_video} segments of '
+          f'{self.num_frames} frames.')
     if not 2 <= self.num_classes <= len(CLASS_NAMES):
       raise ValueError(
           f'num_classes must be in [2, {len(CLASS_NAMES)}], got '
@@ -126,6 +150,8 @@ class MovingDigitsConfig:
 # The variants named in the docs and used by the TFDS builder.
 DEFAULT = MovingDigitsConfig()
 DENSE = MovingDigitsConfig(num_frames=32, segments_per_video=4)
+ODD_ONE_OUT = MovingDigitsConfig(num_frames=32, segments_per_video=4,
+                                 label_rule='odd_one_out')
 LONG = MovingDigitsConfig(
     num_frames=256, segments_per_video=16, min_segment_frames=8)
 
@@ -275,6 +301,22 @@ def _next_class(rng: np.random.Generator, previous: int | None,
   return int((previous + 1 + rng.integers(num_classes - 1)) % num_classes)
 
 
+def _odd_one_out_segments(
+    rng: np.random.Generator,
+    config: MovingDigitsConfig) -> tuple[np.ndarray, list[int]]:
+  """Equal segments, one class for all but one at a random position.
+
+  Segments of the common class still differ in speed (drawn per segment), so
+  every boundary shows; only the odd one changes the kind of motion.
+  """
+  k = config.segments_per_video
+  common = _next_class(rng, None, config.num_classes)
+  odd = _next_class(rng, common, config.num_classes)
+  classes = [common] * k
+  classes[int(rng.integers(k))] = odd
+  return np.full(k, config.num_frames // k), classes
+
+
 def _check_seed(seed: int, index: int = 0) -> None:
   if seed < 0 or index < 0:
     raise ValueError(f'seed and index must be >= 0, got {seed}, {index}.')
@@ -292,11 +334,14 @@ def generate_example(config: MovingDigitsConfig, seed: int,
   rng = np.random.default_rng([seed, index])
   scene = _sample_scene(rng, config)
   state = _sample_state(rng, config)
-  lengths = _segment_lengths(rng, config)
-  classes, prev = [], None
-  for _ in lengths:
-    prev = _next_class(rng, prev, config.num_classes)
-    classes.append(prev)
+  if config.label_rule == 'odd_one_out':
+    lengths, classes = _odd_one_out_segments(rng, config)
+  else:
+    lengths = _segment_lengths(rng, config)
+    classes, prev = [], None
+    for _ in lengths:
+      prev = _next_class(rng, prev, config.num_classes)
+      classes.append(prev)
   magnitudes = _sample_magnitudes(rng, config, len(lengths))
   states = []
   for length, cls, mag in zip(lengths, classes, magnitudes):
@@ -304,10 +349,14 @@ def generate_example(config: MovingDigitsConfig, seed: int,
     states.append(_segment_states(state, velocity, np.arange(length)))
     state = _wrap_state(state + length * velocity, config)
   frame_labels = np.repeat(np.asarray(classes, np.int32), lengths)
-  counts = np.bincount(frame_labels, minlength=config.num_classes)
+  if config.label_rule == 'odd_one_out':
+    label = min(classes, key=classes.count)
+  else:
+    label = int(np.argmax(np.bincount(frame_labels,
+                                      minlength=config.num_classes)))
   return {
       'video': _render(scene, np.concatenate(states), config),
-      'label': int(np.argmax(counts)),
+      'label': label,
       'frame_labels': frame_labels,
   }
 

@@ -112,6 +112,26 @@ def test_dense_variant_labels_change_between_segments():
     assert ex['label'] == int(np.argmax(counts))  # Majority, ties: lowest.
 
 
+def test_odd_one_out_label_is_the_motion_of_the_single_odd_segment():
+  config = md.MovingDigitsConfig(num_frames=24, height=32, width=32,
+                                 segments_per_video=4,
+                                 label_rule='odd_one_out')
+  positions = set()
+  for index in range(30):
+    ex = md.generate_example(config, seed=0, index=index)
+    segments = ex['frame_labels'].reshape(4, 6)
+    assert (segments == segments[:, :1]).all()  # Equal, one class each.
+    classes = list(segments[:, 0])
+    odd = [i for i, c in enumerate(classes) if classes.count(c) == 1]
+    assert len(odd) == 1 and len(set(classes)) == 2
+    assert ex['label'] == classes[odd[0]]
+    positions.add(odd[0])
+  # The odd segment is anywhere, so position does not give it away.
+  assert positions == {0, 1, 2, 3}
+  # The majority rule on the same config would give the common class.
+  assert md.ODD_ONE_OUT.label_rule == 'odd_one_out'
+
+
 def test_long_stream_is_chunk_size_independent():
   config = md.MovingDigitsConfig(
       height=32, width=32, min_segment_frames=4, max_segment_frames=9)
@@ -146,6 +166,11 @@ def test_long_config_has_many_segments():
     {'num_classes': 9}, {'num_classes': 1},
     {'segments_per_video': 5, 'num_frames': 8, 'min_segment_frames': 2},
     {'digit_size': 0.6},
+    {'label_rule': 'minority'},
+    # odd_one_out: segments must be equal and at least 3.
+    {'label_rule': 'odd_one_out', 'num_frames': 30, 'segments_per_video': 4,
+     'min_segment_frames': 2},
+    {'label_rule': 'odd_one_out', 'num_frames': 8, 'segments_per_video': 2},
 ])
 def test_invalid_configs(kwargs):
   with pytest.raises(ValueError):
