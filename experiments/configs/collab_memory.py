@@ -34,6 +34,16 @@ and trains 300 steps on `dense`:
   python experiments/main.py --config=$C:finetune,cm --workdir=runs/cm/cm \
       --config.train.init_from.workdir=runs/s3d_rgb
 
+`odd_one_out` switches to the variant where averaging clip predictions cannot
+work: 4 equal segments, all of one motion but one, the label the odd motion.
+A test clip (one segment) cannot tell whether its motion is the odd one; only
+comparison with the other clips can, which is what the memory offers. The
+memory has that relation to learn from scratch, so the preset trains 600
+steps (put it after `finetune`):
+
+  python experiments/main.py --config=$C:finetune,cm,odd_one_out \
+      --workdir=runs/cm_odd/cm --config.train.init_from.workdir=runs/s3d_rgb
+
 `multi_iteration` switches the memory strategy from batch reduction to a
 rematerialised scan over clips (same loss, one clip's activations at a time);
 `tiny` shrinks everything for tests.
@@ -64,6 +74,13 @@ def _tiny(c):
   c.eval.memory_clips = 2
 
 
+def _odd_one_out(c):
+  c.data.builder_kwargs.config = 'odd_one_out'
+  c.train.steps = 600
+  c.train.checkpoint_every = 300
+  c.train.eval_every = 300
+
+
 def _finetune(c):
   # The S3D run's params become the backbone's; its classifier is not used.
   c.train.init_from.params_under = 'backbone'
@@ -83,6 +100,7 @@ PRESETS = {
     'cm': _set(),
     'frozen_backbone': _set(freeze_backbone=True),
     'multi_iteration': _set(strategy='multi_iteration'),
+    'odd_one_out': _odd_one_out,
     'tiny': _tiny,
 }
 

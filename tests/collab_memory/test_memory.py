@@ -2,9 +2,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from cvision.models import collab_memory as cm
+from cvision.tasks import collab_memory as collab_memory_task
 
 
 def _clips(n=3, b=2, l=2, c=4, seed=0):
@@ -76,3 +78,60 @@ def test_unknown_variant_is_named():
   with pytest.raises(ValueError, match='interaction=.attention'):
     _variables(cm.CollaborativeMemory(channels=4, interaction='attention'),
                _clips())
+
+
+def _odd_one_out_features(rng, batch, classes=8, clips=4):
+  """Clip features of odd-one-out videos, and their labels.
+
+  Every clip shows one segment's motion class; all clips but one share it,
+  the label is the odd one's class (the dataset's `odd_one_out` rule).
+  Features: the class one-hot twice (a backbone's features are redundant)
+  and a constant channel, plus noise.
+  """
+  common = rng.integers(classes, size=batch)
+  odd = (common + 1 + rng.integers(classes - 1, size=batch)) % classes
+  kind = np.repeat(common[None], clips, axis=0)
+  kind[rng.integers(clips, size=batch), np.arange(batch)] = odd
+  onehot = np.eye(classes, dtype=np.float32)[kind]
+  x = np.concatenate([onehot, onehot, np.ones_like(onehot[..., :1])], -1)
+  x += 0.1 * rng.standard_normal(x.shape).astype(np.float32)
+  return jnp.asarray(x[:, :, None, None, None, :]), jnp.asarray(odd)
+
+
+def _odd_one_out_accuracy(interaction, infusion, steps=1500):
+  classes = 8
+  memory = None if interaction is None else cm.CollaborativeMemory(
+      channels=2 * classes + 1, interaction=interaction, infusion=infusion,
+      reduction=1)
+  head = cm.VideoLevelHead(classes, memory=memory, dropout_rate=0.0)
+  rng = np.random.default_rng(0)
+  params = head.init(jax.random.key(0), _odd_one_out_features(rng, 2)[0],
+                     train=False)['params']
+  optimizer = optax.adam(1e-2)
+
+  @jax.jit
+  def step(params, opt_state, x, labels):
+    def loss(params):
+      logits = head.apply({'params': params}, x, train=False)
+      return collab_memory_task.video_level_loss(logits, labels, 1.0)[0]
+    updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state)
+    return optax.apply_updates(params, updates), opt_state
+
+  opt_state = optimizer.init(params)
+  for _ in range(steps):
+    params, opt_state = step(params, opt_state,
+                             *_odd_one_out_features(rng, 64))
+  x, labels = _odd_one_out_features(np.random.default_rng(1), 1000)
+  scores = jnp.mean(jax.nn.softmax(
+      head.apply({'params': params}, x, train=False), -1), axis=0)
+  return float(jnp.mean(jnp.argmax(scores, -1) == labels))
+
+
+def test_odd_one_out_needs_the_memory():
+  # Averaging independent clip predictions cannot name the odd clip's
+  # class: each clip's vote is the same whether its class is the common or
+  # the odd one, and the common one has 3 votes. Chance is 1/8.
+  assert _odd_one_out_accuracy(None, None) < 0.1
+  # The associative memory tells each clip how many clips share its class.
+  assert _odd_one_out_accuracy('associative', 'residual') > 0.8
+  assert _odd_one_out_accuracy('associative', 'gating') > 0.4
