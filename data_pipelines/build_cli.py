@@ -19,7 +19,9 @@ _DATASET = flags.DEFINE_string(
     'dataset', None, f'Dataset to build, one of: {", ".join(DATASETS)}.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
 _CONFIG = flags.DEFINE_string(
-    'config', 'small', 'moving_digits config: small, large, tiny, dense, odd_one_out, long or paper.')
+    'config', 'small',
+    'moving_digits config: small, large, tiny, dense, odd_one_out, long or '
+    'paper.')
 _ROOT = flags.DEFINE_string(
     'root', None, 'video_folder: folder of <class>/ video sub-folders.')
 _CONFIG_NAME = flags.DEFINE_string(
