@@ -42,6 +42,8 @@ def default_config() -> ml_collections.ConfigDict:
       'saturation_min_factor': 0.0,  # factor uniform in [min, max].
       'saturation_max_factor': 2.0,
       'rotation_max_degrees': 30.0,  # angle uniform in [-max, max].
+      # The uncovered corners: pixel_transforms.ROTATION_FILLS.
+      'rotation_fill': pt.DEFAULT_ROTATION_FILL,
   })
 
 
@@ -49,6 +51,9 @@ def resolve_config(config: Any) -> ml_collections.ConfigDict:
   """Defaults overridden by `config`; unknown fields and bad ranges raise."""
   c = config_utils.with_defaults(default_config(), config, 'augment')
   pt.check_family(c.family)
+  if c.rotation_fill not in pt.ROTATION_FILLS:
+    raise ValueError(f'augment.rotation_fill={c.rotation_fill!r} is not one '
+                     f'of {tuple(pt.ROTATION_FILLS)}.')
   ranges = [('crop_min_scale', 'crop_max_scale', 1e-3, 1.0),
             ('crop_min_aspect_ratio', 'crop_max_aspect_ratio', 1e-3, 1e3),
             ('saturation_min_factor', 'saturation_max_factor', 0.0, 1e3)]

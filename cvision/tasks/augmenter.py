@@ -164,6 +164,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
       config.get('train', {}).get('compute_dtype', 'float32'))
   model = build_model(config.get('model', None), compute)
   eval_seed = config.get('seed', 0) + 1
+  pixel_augment = functools.partial(
+      pt.augment, rotation_fill=augment_config.rotation_fill)
 
   def apply(params, latents, p):
     return model.apply({'params': params}, latents, p)
@@ -189,7 +191,7 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
   def loss(params, collections, batch, rng):
     video = precision.to_unit_float(batch[VIDEO_KEY], params)
     p = params_lib.sample_params(rng, family, video.shape[0], augment_config)
-    target = pt.augment(family, video.astype(jnp.float32), p)
+    target = pixel_augment(family, video.astype(jnp.float32), p)
     decoded = codec.decode_latents(apply(params, latents_of(video), p))
     l1 = jnp.mean(jnp.abs(decoded.astype(jnp.float32) - target))
     return l1, ({'l1': l1}, collections)
@@ -201,11 +203,11 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     plain = codec.decode(codes)
     out = {
         'original': video,
-        'target': pt.augment(of_family, video, p),
+        'target': pixel_augment(of_family, video, p),
         'learned': jnp.clip(codec.decode_latents(
             apply(params, latents, network_params(p, of_family))), 0.0, 1.0),
         'plain': plain,
-        'decode_then_augment': pt.augment(of_family, plain, p),
+        'decode_then_augment': pixel_augment(of_family, plain, p),
     }
     baseline = code_space_baseline(codec, of_family, codes, p)
     if baseline is not None:
@@ -252,7 +254,8 @@ def _describe(family: str, c: ml_collections.ConfigDict) -> str:
       'brightness': f'delta in ±{c.brightness_max_delta:g}',
       'saturation': f'factor in [{c.saturation_min_factor:g}, '
                     f'{c.saturation_max_factor:g}]',
-      'rotation': f'angle in ±{c.rotation_max_degrees:g}°',
+      'rotation': f'angle in ±{c.rotation_max_degrees:g}°, '
+                  f'{c.rotation_fill} corners',
   }[family]
 
 

@@ -14,7 +14,8 @@ Presets (after the colon; comma-separated presets apply in order, e.g.
 | flip       | left-right flip with probability 0.5                         |
 | brightness | delta uniform in ±0.3                                        |
 | saturation | factor uniform in [0, 2]                                     |
-| rotation   | angle uniform in ±30 degrees, black corners                  |
+| rotation   | angle uniform in ±30 degrees, corners mirrored (`augment.    |
+|            | rotation_fill`: reflect, edge or black; see pixel_transforms)|
 | all        | one network for all five, one family drawn per clip          |
 | tiny       | tests: 8x32x32 clips, a narrow network, 2 steps              |
 | paper      | 32x256x256 clips, 32-frame position table, bf16, GPU/TPU     |
@@ -111,6 +112,8 @@ def get_config(arg: str | None = None):
   c.augment.saturation_min_factor = 0.0
   c.augment.saturation_max_factor = 2.0
   c.augment.rotation_max_degrees = 30.0
+  # Black corners need a decoder that can draw black; see pixel_transforms.
+  c.augment.rotation_fill = 'reflect'  # reflect | edge | black
 
   # a(z, p), App. E.1.
   c.model.mlp_features = (64, 64, 64)

@@ -92,6 +92,9 @@ def test_bad_configs_are_named():
         {'crop_min_scale': 0.9, 'crop_max_scale': 0.5}))
   with pytest.raises(ValueError, match='flip_probability=2'):
     params_lib.resolve_config({'flip_probability': 2})
+  with pytest.raises(ValueError, match="augment.rotation_fill='zero' is not "
+                     r"one of \('reflect', 'edge', 'black'\)"):
+    params_lib.resolve_config({'rotation_fill': 'zero'})
   with pytest.raises(ValueError, match="family 'zoom'"):
     params_lib.sample_params(KEY, 'zoom', 2)
   with pytest.raises(ValueError, match='num_crops=0'):

@@ -62,16 +62,44 @@ def test_rotation_by_a_quarter_turn_is_rot90_counter_clockwise():
   video = _video(b=1, t=1, h=5, w=5)
   out = np.asarray(pt.rotation(video, np.array([[np.pi / 2]])))
   # The border is left out: float32 cos(pi/2) is not 0, so border pixels
-  # sample a hair outside the frame and get the black fill.
+  # sample a hair outside the frame and get the fill.
   np.testing.assert_allclose(out[0, 0, 1:-1, 1:-1],
                              np.rot90(video[0, 0])[1:-1, 1:-1], atol=1e-5)
 
 
 def test_rotation_fills_corners_black():
   video = np.ones((1, 1, 8, 8, 3), np.float32)
-  out = np.asarray(pt.rotation(video, np.array([[np.pi / 4]])))
+  out = np.asarray(pt.rotation(video, np.array([[np.pi / 4]]), fill='black'))
   assert out[0, 0, 0, 0].max() == 0.0
   assert out[0, 0, 4, 4].min() == 1.0
+
+
+def test_rotation_reflect_and_edge_fills_keep_the_frames_colours():
+  # A constant frame stays constant when the corners come from the frame
+  # itself; black corners would not.
+  video = np.full((1, 1, 8, 8, 3), 0.7, np.float32)
+  angle = np.array([[np.pi / 4]])
+  for fill in ('reflect', 'edge'):
+    out = np.asarray(pt.rotation(video, angle, fill=fill))
+    np.testing.assert_allclose(out, video, atol=1e-5, err_msg=fill)
+  # The fill changes only what lies outside the rotated frame.
+  video = _video(b=1, t=1, h=8, w=8)
+  fills = {f: np.asarray(pt.rotation(video, angle, fill=f))[0, 0]
+           for f in ('reflect', 'edge', 'black')}
+  for fill in ('reflect', 'edge'):
+    np.testing.assert_allclose(fills[fill][3:5, 3:5], fills['black'][3:5, 3:5],
+                               atol=1e-6)
+    assert np.abs(fills[fill][0, 0] - fills['black'][0, 0]).max() > 1e-3
+
+
+def test_rotation_fill_default_is_reflect_and_bad_fill_raises():
+  video = _video()
+  angle = np.full((2, 1), 0.4, np.float32)
+  np.testing.assert_allclose(
+      pt.rotation(video, angle),
+      pt.augment('rotation', video, angle, rotation_fill='reflect'))
+  with pytest.raises(ValueError, match="rotation_fill='zero' is not one of"):
+    pt.augment('rotation', video, angle, rotation_fill='zero')
 
 
 def test_all_family_with_identity_values_is_the_identity():
