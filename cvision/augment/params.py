@@ -51,9 +51,7 @@ def resolve_config(config: Any) -> ml_collections.ConfigDict:
   """Defaults overridden by `config`; unknown fields and bad ranges raise."""
   c = config_utils.with_defaults(default_config(), config, 'augment')
   pt.check_family(c.family)
-  if c.rotation_fill not in pt.ROTATION_FILLS:
-    raise ValueError(f'augment.rotation_fill={c.rotation_fill!r} is not one '
-                     f'of {tuple(pt.ROTATION_FILLS)}.')
+  pt.check_rotation_fill(c.rotation_fill, 'augment.rotation_fill')
   ranges = [('crop_min_scale', 'crop_max_scale', 1e-3, 1.0),
             ('crop_min_aspect_ratio', 'crop_max_aspect_ratio', 1e-3, 1e3),
             ('saturation_min_factor', 'saturation_max_factor', 0.0, 1e3)]

@@ -73,9 +73,10 @@ def check_family(family: str) -> str:
   return family
 
 
-def check_rotation_fill(fill: str) -> str:
+def check_rotation_fill(fill: str, name: str = 'rotation_fill') -> str:
+  """`fill` if it is one of ROTATION_FILLS; the error names it `name`."""
   if fill not in ROTATION_FILLS:
-    raise ValueError(f'rotation_fill={fill!r} is not one of '
+    raise ValueError(f'{name}={fill!r} is not one of '
                      f'{tuple(ROTATION_FILLS)}.')
   return fill
 
