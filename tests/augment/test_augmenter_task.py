@@ -132,3 +132,22 @@ def test_binary_trains_and_writes_the_quality_report(tiny_augmenter_run,
   grid = Image.open(os.path.join(workdir, 'eval', 'crop_grid.png'))
   # 2 videos x 5 rows (original, A(X;p), learned, plain, NN crop) of 32 px.
   assert grid.size[1] == 2 * 5 * 34 + 2 - 2
+
+
+def test_rotation_targets_follow_the_configured_fill(tiny_codec_run,
+                                                     data_dir):
+  # The loss's and the report's target A(X; p) both come from
+  # `augment.rotation_fill`: black corners only when asked for.
+  video = jnp.full((1, 4, 32, 32, 3), 0.7, jnp.float32)
+  angle = jnp.full((1, 1), np.pi / 4, jnp.float32)
+  corners = {}
+  for fill in ('reflect', 'black'):
+    config = _config('tiny,rotation', tiny_codec_run, data_dir)
+    config.augment.rotation_fill = fill
+    task = tasks.build_task(config)
+    variables = task.init(jax.random.PRNGKey(0), {'video': video})
+    out = task.extras['compare'](sharding.unbox(variables['params']), video,
+                                 angle, 'rotation')
+    corners[fill] = np.asarray(out['target'])[0, :, 0, 0]
+  np.testing.assert_allclose(corners['reflect'], 0.7, atol=1e-5)
+  np.testing.assert_allclose(corners['black'], 0.0, atol=1e-6)
