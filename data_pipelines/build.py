@@ -37,8 +37,8 @@ def build_dataset(name: str, data_dir: str | os.PathLike[str],
     name: 'moving_digits' or 'video_folder'.
     data_dir: TFDS data directory.
     **builder_kwargs: for moving_digits, `config` (a config name: 'small'
-      (default), 'large', 'tiny', 'dense', 'odd_one_out', 'long', 'paper',
-      or a MovingDigitsBuilderConfig).
+      (default), 'large', 'tiny', 'dense', 'odd_one_out', 'odd_translation',
+      'long', 'paper', or a MovingDigitsBuilderConfig).
       For video_folder, either `config` (a VideoFolderConfig) or `root` plus
       VideoFolderConfig fields (num_frames, height, width, clip_stride,
       frame_step, max_clips_per_video, pad_short_videos, split_fractions,

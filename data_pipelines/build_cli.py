@@ -20,8 +20,8 @@ _DATASET = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
 _CONFIG = flags.DEFINE_string(
     'config', 'small',
-    'moving_digits config: small, large, tiny, dense, odd_one_out, long or '
-    'paper.')
+    'moving_digits config: small, large, tiny, dense, odd_one_out, '
+    'odd_translation, long or paper.')
 _ROOT = flags.DEFINE_string(
     'root', None, 'video_folder: folder of <class>/ video sub-folders.')
 _CONFIG_NAME = flags.DEFINE_string(

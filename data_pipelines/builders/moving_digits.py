@@ -14,6 +14,7 @@ Configs (train/validation/test examples):
   dense            32 x 64 x 64, 4 motion segments/video,  1024/256/256
   odd_one_out      as dense, 4 equal segments, all of one
                    motion but one, which is the label       2048/256/512
+  odd_translation  as odd_one_out, the 4 translations only  2048/256/512
   long             256 x 64 x 64, 16 segments of >= 8 frames, 128/32/32
 
 Each split uses its own seed, so splits never share an example, and a
@@ -68,6 +69,11 @@ class MovingDigits(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
           description='32 frames of 64x64 in 4 equal segments, all of one '
           'motion but one; the label is the odd motion (needs every clip).',
           generator=md.ODD_ONE_OUT, splits=_splits(2048, 256, 512)),
+      MovingDigitsBuilderConfig(
+          name='odd_translation',
+          description='As odd_one_out, with the 4 translations only: one '
+          'direction in 3 segments, another in 1, the label.',
+          generator=md.ODD_TRANSLATION, splits=_splits(2048, 256, 512)),
       MovingDigitsBuilderConfig(
           name='long',
           description='256 frames of 64x64 in 16 segments (long videos).',

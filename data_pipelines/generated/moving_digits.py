@@ -152,6 +152,11 @@ DEFAULT = MovingDigitsConfig()
 DENSE = MovingDigitsConfig(num_frames=32, segments_per_video=4)
 ODD_ONE_OUT = MovingDigitsConfig(num_frames=32, segments_per_video=4,
                                  label_rule='odd_one_out')
+# The four translations only: a clip's own motion then says nothing of the
+# label (odd or one of the three others, 1/4 each), averaging clip votes can
+# name the odd direction in at most 2 of 3 cases (a vote cannot know whether
+# its clip is the odd one), and comparing clips names it always.
+ODD_TRANSLATION = dataclasses.replace(ODD_ONE_OUT, num_classes=4)
 LONG = MovingDigitsConfig(
     num_frames=256, segments_per_video=16, min_segment_frames=8)
 

@@ -44,6 +44,15 @@ steps (put it after `finetune`):
   python experiments/main.py --config=$C:finetune,cm,odd_one_out \
       --workdir=runs/cm_odd/cm --config.train.init_from.workdir=runs/s3d_rgb
 
+`odd_translation` is the same rule over the 4 translations only (4 classes,
+chance 25%). There a clip's own motion says nothing of the label, so
+single-clip training can only reach chance; averaging the votes of the 4
+clips can name the odd direction in at most 2 of 3 cases (the best voter
+over every vote table), and comparing the clips can always:
+
+  python experiments/main.py --config=$C:finetune,cm,odd_translation \
+      --workdir=runs/cm_odd4/cm --config.train.init_from.workdir=runs/s3d_rgb
+
 `multi_iteration` switches the memory strategy from batch reduction to a
 rematerialised scan over clips (same loss, one clip's activations at a time);
 `tiny` shrinks everything for tests.
@@ -81,6 +90,12 @@ def _odd_one_out(c):
   c.train.eval_every = 300
 
 
+def _odd_translation(c):
+  _odd_one_out(c)
+  c.data.builder_kwargs.config = 'odd_translation'
+  c.model.num_classes = 4
+
+
 def _finetune(c):
   # The S3D run's params become the backbone's; its classifier is not used.
   c.train.init_from.params_under = 'backbone'
@@ -101,6 +116,7 @@ PRESETS = {
     'frozen_backbone': _set(freeze_backbone=True),
     'multi_iteration': _set(strategy='multi_iteration'),
     'odd_one_out': _odd_one_out,
+    'odd_translation': _odd_translation,
     'tiny': _tiny,
 }
 

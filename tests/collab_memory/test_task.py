@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from cvision.tasks import collab_memory as task_lib
+from data_pipelines.builders import moving_digits
 from experiments.configs import collab_memory as configs
 from tests.conftest import main_args, run_main
 
@@ -25,6 +26,17 @@ def test_one_start_per_segment():
     assert starts.max() <= 24
   with pytest.raises(ValueError, match='shorter than the clips'):
     task_lib.segment_clip_starts(jax.random.key(0), 4, 2, 8)
+
+
+@pytest.mark.parametrize('variant', ['odd_one_out', 'odd_translation'])
+def test_dataset_presets_match_the_dataset_classes(variant):
+  config = configs.get_config(f'finetune,cm,{variant}')
+  builder_configs = {c.name: c
+                     for c in moving_digits.MovingDigits.BUILDER_CONFIGS}
+  generator = builder_configs[config.data.builder_kwargs.config].generator
+  assert config.data.builder_kwargs.config == variant
+  assert config.model.num_classes == generator.num_classes
+  assert config.train.steps == 600
 
 
 def test_gather_clips():

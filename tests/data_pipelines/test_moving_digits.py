@@ -1,5 +1,7 @@
 """Tests for the Moving Digits generator."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn import linear_model
@@ -130,6 +132,20 @@ def test_odd_one_out_label_is_the_motion_of_the_single_odd_segment():
   assert positions == {0, 1, 2, 3}
   # The majority rule on the same config would give the common class.
   assert md.ODD_ONE_OUT.label_rule == 'odd_one_out'
+
+
+def test_odd_translation_uses_only_the_four_translations():
+  config = dataclasses.replace(md.ODD_TRANSLATION, height=32, width=32)
+  pairs = set()
+  for index in range(120):
+    ex = md.generate_example(config, seed=0, index=index)
+    classes = list(ex['frame_labels'].reshape(4, 8)[:, 0])
+    common = max(set(classes), key=classes.count)
+    assert classes.count(common) == 3 and ex['label'] != common
+    assert ex['label'] in classes
+    pairs.add((int(common), int(ex['label'])))
+  # Every ordered pair of distinct translations occurs, none other.
+  assert pairs == {(a, b) for a in range(4) for b in range(4) if a != b}
 
 
 def test_long_stream_is_chunk_size_independent():

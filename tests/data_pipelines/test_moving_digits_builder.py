@@ -78,7 +78,7 @@ def test_splits_do_not_share_videos(tiny_builder):
 def test_configs():
   configs = {c.name: c for c in moving_digits.MovingDigits.BUILDER_CONFIGS}
   assert set(configs) == {'small', 'large', 'tiny', 'dense', 'odd_one_out',
-                          'long', 'paper'}
+                          'odd_translation', 'long', 'paper'}
   paper = configs['paper'].generator
   assert (paper.num_frames, paper.height, paper.width) == (32, 256, 256)
   assert moving_digits.MovingDigits.DEFAULT_BUILDER_CONFIG_NAME == 'small'
@@ -92,3 +92,8 @@ def test_configs():
   assert configs['small'].splits[0] == ('train', 1024, 1)
   assert configs['long'].generator.num_frames >= 256
   assert configs['odd_one_out'].generator.label_rule == 'odd_one_out'
+  odd_translation = configs['odd_translation'].generator
+  assert odd_translation.label_rule == 'odd_one_out'
+  assert odd_translation.class_names == (
+      'translate_right', 'translate_left', 'translate_down', 'translate_up')
+  assert odd_translation.num_frames == configs['odd_one_out'].generator.num_frames
