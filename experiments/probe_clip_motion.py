@@ -23,11 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn import linear_model
-import tensorflow_datasets as tfds
 
 from cvision.core import warm_start
 from cvision.models import s3d
-from data_pipelines.builders import moving_digits  # pylint: disable=unused-import  (registers the builder)
+from data_pipelines import build
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The run to probe.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
@@ -64,9 +63,10 @@ def clip_features(workdir: str, videos: list[np.ndarray],
 
 def main(argv):
   del argv
-  source = tfds.builder(f'moving_digits/{_DATASET_CONFIG.value}',
-                        data_dir=_DATA_DIR.value).as_data_source(
-                            split=_SPLIT.value)
+  # Built first when missing, as `experiments/main.py` does.
+  source = build.build_dataset(
+      'moving_digits', _DATA_DIR.value,
+      config=_DATASET_CONFIG.value).as_data_source(split=_SPLIT.value)
   num = min(_VIDEOS.value, len(source))
   if num < 2:
     raise ValueError(f'{_SPLIT.value} holds {len(source)} videos; the probe '
