@@ -36,6 +36,8 @@ _SPLIT = flags.DEFINE_string('split', 'validation', 'Split to probe on.')
 _CLIP_FRAMES = flags.DEFINE_integer('clip_frames', 8, 'Frames per clip.')
 _VIDEOS = flags.DEFINE_integer('videos', 256, 'Videos to use (half fit).')
 flags.mark_flags_as_required(['workdir', 'data_dir'])
+# (task, input) of the runs whose S3D reads RGB clips.
+_PROBED = (('s3d_classification', 'rgb'), ('collab_memory', 'rgb'))
 
 
 def clip_features(workdir: str, videos: list[np.ndarray],
@@ -43,7 +45,13 @@ def clip_features(workdir: str, videos: list[np.ndarray],
   """`[clips, C]` mean-pooled last features per video, clips back to back."""
   variables, _ = warm_start.load_variables(workdir)  # Names a missing run.
   with open(os.path.join(workdir, 'config.json')) as f:
-    model_config = json.load(f)['model']
+    config = json.load(f)
+  if (config.get('task'), config.get('input', 'rgb')) not in _PROBED:
+    raise ValueError(
+        f'{workdir} is a {config.get("task")!r} run (input '
+        f'{config.get("input")!r}); the probe reads the S3D of an RGB '
+        '`s3d_classification` run or of a `collab_memory` run.')
+  model_config = config['model']
   params = variables['params']
   params = params.get('backbone', params)  # CM runs keep S3D under it.
   model = s3d.S3D(num_classes=model_config['num_classes'],

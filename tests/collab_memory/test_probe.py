@@ -33,3 +33,10 @@ def test_probe_names_a_missing_run(tmp_path, data_dir):
                 '--dataset_config=tiny')
   assert proc.returncode != 0
   assert 'nothing' in proc.stderr and 'checkpoints' in proc.stderr
+
+
+def test_probe_names_a_run_without_an_rgb_s3d(tiny_codec_run, data_dir):
+  proc = _probe(f'--workdir={tiny_codec_run}', f'--data_dir={data_dir}',
+                '--dataset_config=tiny')
+  assert proc.returncode != 0
+  assert tiny_codec_run in proc.stderr and "'codec' run" in proc.stderr
