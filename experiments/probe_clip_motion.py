@@ -11,6 +11,7 @@ clips that show one motion, mean-pools the backbone's last features
 half the videos, scoring it on the other half. A video-level label can make
 fine-tuning erase what the clips show; this says whether it did.
 """
+from collections.abc import Callable
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from sklearn import linear_model
 
 from cvision.core import warm_start
 from cvision.models import s3d
+from cvision.tasks import s3d_classification
 from data_pipelines import build
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The run to probe.')
@@ -40,9 +42,12 @@ flags.mark_flags_as_required(['workdir', 'data_dir'])
 _PROBED = (('s3d_classification', 'rgb'), ('collab_memory', 'rgb'))
 
 
-def clip_features(workdir: str, videos: list[np.ndarray],
-                  clip_frames: int) -> list[np.ndarray]:
-  """`[clips, C]` mean-pooled last features per video, clips back to back."""
+def load_pooled_features(workdir: str) -> Callable[[np.ndarray], np.ndarray]:
+  """The run's S3D as `[clips, L, H, W, 3] uint8 -> [clips, C]` pooled.
+
+  Checks the run before any data is read: a missing run or one without an
+  RGB S3D fails here, naming it.
+  """
   variables, _ = warm_start.load_variables(workdir)  # Names a missing run.
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
@@ -51,26 +56,25 @@ def clip_features(workdir: str, videos: list[np.ndarray],
         f'{workdir} is a {config.get("task")!r} run (input '
         f'{config.get("input")!r}); the probe reads the S3D of an RGB '
         '`s3d_classification` run or of a `collab_memory` run.')
-  model_config = config['model']
+  # The S3D task's defaults fill what a CM run's config leaves out.
+  m = s3d_classification.resolve_model_config(config['model'])
+  model = s3d.S3D(num_classes=m.num_classes,
+                  width_multiplier=m.width_multiplier,
+                  min_channels=m.min_channels, gating=m.gating,
+                  stem=s3d.StemConfig(conv1_channels=m.stem_conv1_channels,
+                                      conv2_channels=m.stem_conv2_channels),
+                  head='none')
   params = variables['params']
   params = params.get('backbone', params)  # CM runs keep S3D under it.
-  model = s3d.S3D(num_classes=model_config['num_classes'],
-                  width_multiplier=model_config['width_multiplier'],
-                  min_channels=model_config.get('min_channels', 8),
-                  gating=model_config.get('gating', False), head='none')
   pooled = jax.jit(lambda clips: model.apply(
-      {'params': params, **variables['collections']}, clips,
-      train=False).mean(axis=(1, 2, 3)))
-  out = []
-  for video in videos:
-    starts = range(0, len(video) - clip_frames + 1, clip_frames)
-    clips = np.stack([video[s:s + clip_frames] for s in starts])
-    out.append(np.asarray(pooled(jnp.asarray(clips, jnp.float32) / 255.0)))
-  return out
+      {'params': params, **variables['collections']},
+      clips.astype(jnp.float32) / 255.0, train=False).mean(axis=(1, 2, 3)))
+  return lambda clips: np.asarray(pooled(jnp.asarray(clips)))
 
 
 def main(argv):
   del argv
+  pooled_features = load_pooled_features(_WORKDIR.value)
   # Built first when missing, as `experiments/main.py` does.
   source = build.build_dataset(
       'moving_digits', _DATA_DIR.value,
@@ -79,15 +83,20 @@ def main(argv):
   if num < 2:
     raise ValueError(f'{_SPLIT.value} holds {len(source)} videos; the probe '
                      'needs 2 or more.')
-  examples = [source[i] for i in range(num)]
-  features = clip_features(_WORKDIR.value, [e['video'] for e in examples],
-                           _CLIP_FRAMES.value)
-  x_parts, y_parts = [[], []], [[], []]
   length = _CLIP_FRAMES.value
-  for index, (example, feats) in enumerate(zip(examples, features)):
+  if not 2 <= length <= len(source[0]['video']):
+    raise ValueError(f'--clip_frames={length}: expected 2 to the videos\' '
+                     f"{len(source[0]['video'])} frames.")
+  x_parts, y_parts = [[], []], [[], []]
+  for index in range(num):
+    example = source[index]
+    video = example['video']
+    # Back-to-back clips; each label is that of its steps t -> t+1.
+    starts = range(0, len(video) - length + 1, length)
+    feats = pooled_features(np.stack([video[t:t + length] for t in starts]))
     half = 0 if index < num // 2 else 1
-    for clip, feat in enumerate(feats):
-      labels = example['frame_labels'][clip * length:(clip + 1) * length - 1]
+    for start, feat in zip(starts, feats):
+      labels = example['frame_labels'][start:start + length - 1]
       if (labels == labels[0]).all():  # One motion in the clip.
         x_parts[half].append(feat)
         y_parts[half].append(labels[0])

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT, main_args, run_main
 
 PROBE = os.path.join(REPO_ROOT, 'experiments', 'probe_clip_motion.py')
@@ -14,10 +16,16 @@ def _probe(*args):
                         text=True, timeout=300)
 
 
-def test_probe_reads_the_backbone_of_a_cm_run(tmp_path, data_dir):
-  workdir = str(tmp_path / 'cm')
+@pytest.fixture(scope='module')
+def tiny_cm_run(tmp_path_factory, data_dir):
+  workdir = str(tmp_path_factory.mktemp('cm'))
   run_main(main_args('experiments/configs/collab_memory.py:tiny', workdir,
                      data_dir))
+  return workdir
+
+
+def test_probe_reads_the_backbone_of_a_cm_run(tiny_cm_run, data_dir):
+  workdir = tiny_cm_run
   proc = _probe(f'--workdir={workdir}', f'--data_dir={data_dir}',
                 '--dataset_config=tiny', '--split=train', '--clip_frames=4',
                 '--videos=32')
@@ -40,3 +48,10 @@ def test_probe_names_a_run_without_an_rgb_s3d(tiny_codec_run, data_dir):
                 '--dataset_config=tiny')
   assert proc.returncode != 0
   assert tiny_codec_run in proc.stderr and "'codec' run" in proc.stderr
+
+
+def test_probe_names_a_clip_longer_than_the_videos(tiny_cm_run, data_dir):
+  proc = _probe(f'--workdir={tiny_cm_run}', f'--data_dir={data_dir}',
+                '--dataset_config=tiny', '--clip_frames=9')
+  assert proc.returncode != 0
+  assert '--clip_frames=9' in proc.stderr and '8 frames' in proc.stderr

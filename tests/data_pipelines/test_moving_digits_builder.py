@@ -96,4 +96,5 @@ def test_configs():
   assert odd_translation.label_rule == 'odd_one_out'
   assert odd_translation.class_names == (
       'translate_right', 'translate_left', 'translate_down', 'translate_up')
-  assert odd_translation.num_frames == configs['odd_one_out'].generator.num_frames
+  odd_one_out = configs['odd_one_out'].generator
+  assert odd_translation.num_frames == odd_one_out.num_frames
