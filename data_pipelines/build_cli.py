@@ -21,7 +21,7 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
 _CONFIG = flags.DEFINE_string(
     'config', 'small',
     'moving_digits config: small, large, tiny, dense, odd_one_out, '
-    'odd_translation, long or paper.')
+    'odd_translation, count_rotations, long or paper.')
 _ROOT = flags.DEFINE_string(
     'root', None, 'video_folder: folder of <class>/ video sub-folders.')
 _CONFIG_NAME = flags.DEFINE_string(

@@ -15,6 +15,9 @@ Configs (train/validation/test examples):
   odd_one_out      as dense, 4 equal segments, all of one
                    motion but one, which is the label       2048/256/512
   odd_translation  as odd_one_out, the 4 translations only  2048/256/512
+  count_rotations  as odd_one_out's frames; each segment
+                   rotates or translates (1/2 each), the
+                   label is how many rotate (0-4)           2048/256/512
   long             256 x 64 x 64, 16 segments of >= 8 frames, 128/32/32
 
 Each split uses its own seed, so splits never share an example, and a
@@ -75,6 +78,11 @@ class MovingDigits(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
           'direction in 3 segments, another in 1, the label.',
           generator=md.ODD_TRANSLATION, splits=_splits(2048, 256, 512)),
       MovingDigitsBuilderConfig(
+          name='count_rotations',
+          description='32 frames of 64x64 in 4 equal segments, each '
+          'rotating or translating; the label is how many rotate (0-4).',
+          generator=md.COUNT_ROTATIONS, splits=_splits(2048, 256, 512)),
+      MovingDigitsBuilderConfig(
           name='long',
           description='256 frames of 64x64 in 16 segments (long videos).',
           generator=md.LONG, splits=_splits(128, 32, 32)),
@@ -95,14 +103,15 @@ class MovingDigits(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
         builder=self,
         description=(
             'Synthetic videos of an sklearn digit moving over a random smooth '
-            'texture. The label is the motion class (' +
-            ', '.join(gen.class_names) + '); no single frame reveals it.'),
+            'texture. The label (' + ', '.join(gen.label_names) + ') comes '
+            'from the motion; no single frame reveals it.'),
         features=tfds.features.FeaturesDict({
             # zlib: uint8 frames over smooth textures compress well.
             'video': tfds.features.Tensor(
                 shape=(t, h, w, 3), dtype=np.uint8, encoding='zlib'),
-            'label': tfds.features.ClassLabel(names=gen.class_names),
-            # Per-frame class ids into the same names as `label`.
+            'label': tfds.features.ClassLabel(names=gen.label_names),
+            # Per-frame motion class ids, into `gen.class_names` (the names
+            # of `label` too, except for count_rotations' counts).
             'frame_labels': tfds.features.Tensor(shape=(t,), dtype=np.int32),
             'video_id': tfds.features.Text(),
         }),

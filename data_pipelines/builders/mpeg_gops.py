@@ -147,7 +147,7 @@ class MpegGops(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
   def _class_label(self) -> tfds.features.ClassLabel:
     cfg = self.builder_config
     if not cfg.root:
-      return tfds.features.ClassLabel(names=cfg.generator.class_names)
+      return tfds.features.ClassLabel(names=cfg.generator.label_names)
     try:
       return tfds.features.ClassLabel(names=self._scan().class_names)
     except (OSError, ValueError):

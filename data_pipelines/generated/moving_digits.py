@@ -32,6 +32,12 @@ motion. A clip showing one segment cannot tell whether its motion is the odd
 one; only comparing it with the others' can (the collaborative-memory
 variant, where averaging independent clip predictions is not enough).
 
+`label_rule='count_rotations'` makes a counting label: equal segments, each
+independently rotating (cw or ccw) with probability 1/2, else translating
+(one of the four directions); the label is how many segments rotate, 0 to
+`segments_per_video` (`label_names`). A clip sees one segment, so it can tell
+only whether its own segment rotates.
+
 Everything is a pure function of (config, seed, index): `generate_example`
 draws from `np.random.default_rng([seed, index])`.
 """
@@ -65,7 +71,9 @@ _STREAM_SCENE_KEY = 1
 _STREAM_SEGMENT_KEY = 2
 
 
-LABEL_RULES = ('majority', 'odd_one_out')
+LABEL_RULES = ('majority', 'odd_one_out', 'count_rotations')
+_ROTATIONS = (4, 5)  # rotate_cw, rotate_ccw.
+_TRANSLATIONS = (0, 1, 2, 3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +98,11 @@ class MovingDigitsConfig:
       log of `size_range` (0.1 wraps every 10 frames).
     texture_amplitude: standard deviation of the background texture around
       its base colour, in [0, 1] intensity units.
-    label_rule: 'majority' (the class covering most frames) or
+    label_rule: 'majority' (the class covering most frames),
       'odd_one_out' (equal segments, all of one class but one; the label is
-      that one's class).
+      that one's class) or 'count_rotations' (equal segments, each rotating
+      or translating with probability 1/2; the label is the number of
+      rotating segments; needs num_classes >= 6).
   """
   num_frames: int = 16
   height: int = 64
@@ -121,6 +131,13 @@ class MovingDigitsConfig:
           'common motion is the majority) dividing num_frames (equal '
           f'segments); got {self.segments_per_video} segments of '
           f'{self.num_frames} frames.')
+    if self.label_rule == 'count_rotations' and (
+        self.num_classes < 6 or self.num_frames % self.segments_per_video):
+      raise ValueError(
+          "label_rule='count_rotations' needs num_classes >= 6 (the "
+          'translations and rotations) and equal segments; got '
+          f'num_classes={self.num_classes}, {self.segments_per_video} '
+          f'segments of {self.num_frames} frames.')
     if not 2 <= self.num_classes <= len(CLASS_NAMES):
       raise ValueError(
           f'num_classes must be in [2, {len(CLASS_NAMES)}], got '
@@ -144,7 +161,16 @@ class MovingDigitsConfig:
 
   @property
   def class_names(self) -> tuple[str, ...]:
+    """Motion classes in use: the names of `frame_labels`."""
     return CLASS_NAMES[:self.num_classes]
+
+  @property
+  def label_names(self) -> tuple[str, ...]:
+    """Names of the video `label`: the motions, or the counts."""
+    if self.label_rule == 'count_rotations':
+      return tuple(f'{k}_rotating'
+                   for k in range(self.segments_per_video + 1))
+    return self.class_names
 
 
 # The variants named in the docs and used by the TFDS builder.
@@ -157,6 +183,13 @@ ODD_ONE_OUT = MovingDigitsConfig(num_frames=32, segments_per_video=4,
 # name the odd direction in at most 2 of 3 cases (a vote cannot know whether
 # its clip is the odd one), and comparing clips names it always.
 ODD_TRANSLATION = dataclasses.replace(ODD_ONE_OUT, num_classes=4)
+# Counting (5 labels, 0-4 rotating segments, binomial 1:4:6:4:1). At the
+# optimum of each loss, scored by averaging softmax over one clip per segment:
+# single-clip training answers 2 for every video (37.5%); the clip-averaged
+# loss of multi-clip training moves each clip's vote so that the average
+# names 1, 2 and 3 (87.5%); clips that see each other can count (100%).
+COUNT_ROTATIONS = dataclasses.replace(ODD_ONE_OUT,
+                                      label_rule='count_rotations')
 LONG = MovingDigitsConfig(
     num_frames=256, segments_per_video=16, min_segment_frames=8)
 
@@ -322,6 +355,18 @@ def _odd_one_out_segments(
   return np.full(k, config.num_frames // k), classes
 
 
+def _count_rotations_segments(
+    rng: np.random.Generator,
+    config: MovingDigitsConfig) -> tuple[np.ndarray, list[int]]:
+  """Equal segments, each a rotation or a translation (1/2 each)."""
+  k = config.segments_per_video
+  rotating = rng.random(k) < 0.5
+  rotation = rng.choice(_ROTATIONS, size=k)
+  translation = rng.choice(_TRANSLATIONS, size=k)
+  classes = [int(c) for c in np.where(rotating, rotation, translation)]
+  return np.full(k, config.num_frames // k), classes
+
+
 def _check_seed(seed: int, index: int = 0) -> None:
   if seed < 0 or index < 0:
     raise ValueError(f'seed and index must be >= 0, got {seed}, {index}.')
@@ -332,8 +377,10 @@ def generate_example(config: MovingDigitsConfig, seed: int,
   """Generates one video, a pure function of (config, seed, index).
 
   Returns:
-    dict with `video` `[T, H, W, 3] uint8`, `label` int (majority class over
-    frames) and `frame_labels` `[T] int32` (class of the step t -> t+1).
+    dict with `video` `[T, H, W, 3] uint8`, `label` int (by
+    `config.label_rule`: the majority class over frames, the odd class, or
+    the count of rotating segments) and `frame_labels` `[T] int32` (motion
+    class of the step t -> t+1).
   """
   _check_seed(seed, index)
   rng = np.random.default_rng([seed, index])
@@ -341,6 +388,8 @@ def generate_example(config: MovingDigitsConfig, seed: int,
   state = _sample_state(rng, config)
   if config.label_rule == 'odd_one_out':
     lengths, classes = _odd_one_out_segments(rng, config)
+  elif config.label_rule == 'count_rotations':
+    lengths, classes = _count_rotations_segments(rng, config)
   else:
     lengths = _segment_lengths(rng, config)
     classes, prev = [], None
@@ -356,6 +405,8 @@ def generate_example(config: MovingDigitsConfig, seed: int,
   frame_labels = np.repeat(np.asarray(classes, np.int32), lengths)
   if config.label_rule == 'odd_one_out':
     label = min(classes, key=classes.count)
+  elif config.label_rule == 'count_rotations':
+    label = sum(c in _ROTATIONS for c in classes)
   else:
     label = int(np.argmax(np.bincount(frame_labels,
                                       minlength=config.num_classes)))

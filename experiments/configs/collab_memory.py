@@ -55,6 +55,18 @@ no row left chance in 600 steps (README):
   python experiments/main.py --config=$C:finetune,cm,odd_translation \
       --workdir=runs/cm_odd4/cm --config.train.init_from.workdir=runs/s3d_rgb
 
+`count_rotations` is a counting label: each of 4 equal segments rotates or
+translates (1/2 each), and the label is how many rotate (5 classes, 0-4).
+A clip can only tell whether its own segment rotates. At each loss's
+optimum, test clips' softmax scores averaged: single-clip training says 2
+for every video (37.5%), multi-clip training's clip-averaged loss shifts the
+votes so that 1, 2 and 3 come out right (87.5%), and clips that see each
+other can count (100%); `tests/collab_memory/test_vote_optima.py` computes
+these. 600 steps, as odd_one_out:
+
+  python experiments/main.py --config=$C:finetune,cm,count_rotations \
+      --workdir=runs/cm_count/cm --config.train.init_from.workdir=runs/s3d_rgb
+
 `multi_iteration` switches the memory strategy from batch reduction to a
 rematerialised scan over clips (same loss, one clip's activations at a time);
 `tiny` shrinks everything for tests.
@@ -98,6 +110,12 @@ def _odd_translation(c):
   c.model.num_classes = 4
 
 
+def _count_rotations(c):
+  _odd_one_out(c)
+  c.data.builder_kwargs.config = 'count_rotations'
+  c.model.num_classes = 5  # 0-4 rotating segments.
+
+
 def _finetune(c):
   # The S3D run's params become the backbone's; its classifier is not used.
   c.train.init_from.params_under = 'backbone'
@@ -119,6 +137,7 @@ PRESETS = {
     'multi_iteration': _set(strategy='multi_iteration'),
     'odd_one_out': _odd_one_out,
     'odd_translation': _odd_translation,
+    'count_rotations': _count_rotations,
     'tiny': _tiny,
 }
 

@@ -28,14 +28,15 @@ def test_one_start_per_segment():
     task_lib.segment_clip_starts(jax.random.key(0), 4, 2, 8)
 
 
-@pytest.mark.parametrize('variant', ['odd_one_out', 'odd_translation'])
+@pytest.mark.parametrize(
+    'variant', ['odd_one_out', 'odd_translation', 'count_rotations'])
 def test_dataset_presets_match_the_dataset_classes(variant):
   config = configs.get_config(f'finetune,cm,{variant}')
   builder_configs = {c.name: c
                      for c in moving_digits.MovingDigits.BUILDER_CONFIGS}
   generator = builder_configs[config.data.builder_kwargs.config].generator
   assert config.data.builder_kwargs.config == variant
-  assert config.model.num_classes == generator.num_classes
+  assert config.model.num_classes == len(generator.label_names)
   assert config.train.steps == 600
 
 

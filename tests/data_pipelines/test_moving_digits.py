@@ -148,6 +148,27 @@ def test_odd_translation_uses_only_the_four_translations():
   assert pairs == {(a, b) for a in range(4) for b in range(4) if a != b}
 
 
+def test_count_rotations_label_counts_the_rotating_segments():
+  config = dataclasses.replace(md.COUNT_ROTATIONS, height=32, width=32)
+  counts = []
+  for index in range(160):
+    ex = md.generate_example(config, seed=0, index=index)
+    segments = ex['frame_labels'].reshape(4, 8)
+    assert (segments == segments[:, :1]).all()  # Equal, one class each.
+    classes = segments[:, 0]
+    # Rotations (4, 5) or translations (0-3), never grow or shrink.
+    assert set(classes) <= {0, 1, 2, 3, 4, 5}
+    assert ex['label'] == np.isin(classes, [4, 5]).sum()
+    counts.append(ex['label'])
+  # Each segment rotates with probability 1/2: binomial 1:4:6:4:1 over 160.
+  hist = np.bincount(counts, minlength=5)
+  assert hist.sum() == 160 and (hist > 0).all()
+  assert hist[2] > hist[0] + hist[4]
+  assert config.label_names == tuple(f'{k}_rotating' for k in range(5))
+  # Frame labels keep naming motions.
+  assert config.class_names == md.CLASS_NAMES
+
+
 def test_long_stream_is_chunk_size_independent():
   config = md.MovingDigitsConfig(
       height=32, width=32, min_segment_frames=4, max_segment_frames=9)
@@ -187,6 +208,11 @@ def test_long_config_has_many_segments():
     {'label_rule': 'odd_one_out', 'num_frames': 30, 'segments_per_video': 4,
      'min_segment_frames': 2},
     {'label_rule': 'odd_one_out', 'num_frames': 8, 'segments_per_video': 2},
+    # count_rotations: needs the rotations, and equal segments.
+    {'label_rule': 'count_rotations', 'num_frames': 32,
+     'segments_per_video': 4, 'num_classes': 4},
+    {'label_rule': 'count_rotations', 'num_frames': 30,
+     'segments_per_video': 4},
 ])
 def test_invalid_configs(kwargs):
   with pytest.raises(ValueError):

@@ -78,7 +78,8 @@ def test_splits_do_not_share_videos(tiny_builder):
 def test_configs():
   configs = {c.name: c for c in moving_digits.MovingDigits.BUILDER_CONFIGS}
   assert set(configs) == {'small', 'large', 'tiny', 'dense', 'odd_one_out',
-                          'odd_translation', 'long', 'paper'}
+                          'odd_translation', 'count_rotations', 'long',
+                          'paper'}
   paper = configs['paper'].generator
   assert (paper.num_frames, paper.height, paper.width) == (32, 256, 256)
   assert moving_digits.MovingDigits.DEFAULT_BUILDER_CONFIG_NAME == 'small'
@@ -98,3 +99,6 @@ def test_configs():
       'translate_right', 'translate_left', 'translate_down', 'translate_up')
   odd_one_out = configs['odd_one_out'].generator
   assert odd_translation.num_frames == odd_one_out.num_frames
+  count = configs['count_rotations'].generator
+  assert count.label_rule == 'count_rotations'
+  assert len(count.label_names) == count.segments_per_video + 1 == 5
