@@ -12,7 +12,16 @@ A model trained on codes gets its augmentations in code space, from one of:
 |         |                                     | and its flip (N = 2)            |
 
 'none' is the central-crop baseline: the codec encoded the central view of
-every video. All of it runs on device inside the jitted step, on the
+every video.
+
+Labels that a mirror changes (translate_right becomes translate_left, a
+clockwise turn counter-clockwise; "pushing something from left to right" in
+Something-Something) are declared by `flip_classes`, the class each class's
+mirror image has. A clip flipped at train time then trains on its mirrored
+label, and a flipped test view's scores are mapped back before averaging.
+Without it, flips are only right for labels that a mirror keeps (Kinetics).
+
+All of it runs on device inside the jitted step, on the
 embedded codes `[B, T, H, W, C]`; the augmentation network is frozen (its
 parameters are constants, `cvision.augment.frozen`).
 """
@@ -22,12 +31,14 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from cvision.augment import frozen
 from cvision.augment import nn_crop
 from cvision.augment import params as params_lib
+from cvision.augment import pixel_transforms as pt
 from cvision.core import config_utils
 
 Array = jax.Array
@@ -45,6 +56,9 @@ def default_config() -> ml_collections.ConfigDict:
       # Random boxes of 'nn_crop' at train time (`params.default_config`).
       'crop_min_scale': 0.5,
       'crop_max_scale': 0.9,
+      # Class of each class's horizontal mirror image (an involution of
+      # range(num_classes)); () = every label is mirror-invariant.
+      'flip_classes': (),
   })
 
 
@@ -59,6 +73,8 @@ class CodeAugmentation:
     crop_scale: side of the test-time boxes, as a fraction of the grid.
     crop_ranges: the `params` ranges 'nn_crop' samples training boxes from.
     augmenter: the frozen network, for 'learned'.
+    flip_classes: `[num_classes]` int, the class of each class's mirror
+      image; None when every label is mirror-invariant.
   """
   train_mode: str
   eval_mode: str
@@ -66,29 +82,62 @@ class CodeAugmentation:
   crop_scale: float
   crop_ranges: ml_collections.ConfigDict
   augmenter: frozen.FrozenAugmenter | None = None
+  flip_classes: np.ndarray | None = None
 
   @property
   def active(self) -> bool:
     return self.train_mode != 'none' or self.eval_mode != 'none'
 
-  def train_input(self, latents: Array, rng: Array) -> Array:
-    """`[B, T, H, W, C]` -> the same shape, a random augmentation per clip."""
+  def train_input(self, latents: Array,
+                  rng: Array) -> tuple[Array, Array | None]:
+    """A random augmentation per clip, and which clips it mirrored.
+
+    Args:
+      latents: `[B, T, H, W, C]` embedded codes.
+      rng: a PRNG key.
+
+    Returns:
+      the augmented latents, the same shape, and `[B]` bool (True where the
+      clip was flipped), or None when this mode never flips.
+    """
     batch = latents.shape[0]
     if self.train_mode == 'nn_crop':
       boxes = params_lib.sample_params(rng, 'crop', batch, self.crop_ranges)
       return nn_crop.nearest_neighbour_crop(latents, boxes,
-                                            latents.shape[2:4])
+                                            latents.shape[2:4]), None
     if self.train_mode == 'learned':
-      return self.augmenter.apply(
-          latents, self.augmenter.sample_params(rng, batch))
-    return latents
+      params = self.augmenter.sample_params(rng, batch)
+      flipped = None
+      if self.augmenter.family in ('flip', 'all'):
+        # The pixel transform flips where the flag is >= 0.5.
+        flag = params[:, pt.field_slice(self.augmenter.family, 'flip')]
+        flipped = flag[:, 0] >= 0.5
+      return self.augmenter.apply(latents, params), flipped
+    return latents, None
+
+  def train_labels(self, labels: Array, flipped: Array | None) -> Array:
+    """The labels of `train_input`'s clips: mirrored where flipped.
+
+    Args:
+      labels: `[B]` or `[B, T]` (per-frame) int class ids.
+      flipped: `train_input`'s `[B]` bool, or None.
+    """
+    if flipped is None or self.flip_classes is None:
+      return labels
+    mirrored = jnp.asarray(self.flip_classes)[labels]
+    flipped = flipped.reshape(flipped.shape + (1,) * (labels.ndim - 1))
+    return jnp.where(flipped, mirrored, labels)
 
   def eval_inputs(self, latents: Array) -> list[Array]:
-    """`[B, T, H, W, C]` -> `eval_views` views of it, each the same shape."""
+    """`[B, T, H, W, C]` -> `eval_views` views of it, each the same shape.
+
+    With `eval_view_flipped`, the views' scores are mapped back to the
+    clip's classes (`unflip_scores`) before they are averaged.
+    """
     batch = latents.shape[0]
     if self.eval_mode == 'none':
       return [latents]
-    if self.eval_mode == 'learned' and self.augmenter.family == 'flip':
+    if self._eval_flips:
       flips = [params_lib.flip_params(f, batch) for f in (False, True)]
       return [self.augmenter.apply(latents, p)
               for p in flips[:self.eval_views]]
@@ -98,6 +147,43 @@ class CodeAugmentation:
               for box in boxes]
     return [self.augmenter.apply(latents, np.tile(box, (batch, 1)),
                                  family='crop') for box in boxes]
+
+  @property
+  def _eval_flips(self) -> bool:
+    return self.eval_mode == 'learned' and self.augmenter.family == 'flip'
+
+  def eval_view_flipped(self) -> list[bool]:
+    """For each of `eval_inputs`' views, whether it is the mirror image."""
+    if self._eval_flips:
+      return [False, True][:self.eval_views]
+    return [False] * (1 if self.eval_mode == 'none' else self.eval_views)
+
+  def unflip_scores(self, scores: Array) -> Array:
+    """A mirrored view's `[..., num_classes]` scores, in the clip's classes.
+
+    The mirror of class c is class `flip_classes[c]`, so the clip's score for
+    c is the mirrored view's score for `flip_classes[c]` (an involution).
+    """
+    if self.flip_classes is None:
+      return scores
+    return jnp.take(scores, jnp.asarray(self.flip_classes), axis=-1)
+
+  @property
+  def flips(self) -> bool:
+    """Whether some training clip or test view is a mirror image."""
+    return self._eval_flips or (
+        self.train_mode == 'learned' and
+        self.augmenter.family in ('flip', 'all'))
+
+  def check_num_classes(self, num_classes: int) -> None:
+    """Raises ValueError if flips are used and `flip_classes` does not
+    cover `num_classes` classes."""
+    if (self.flips and self.flip_classes is not None and
+        len(self.flip_classes) != num_classes):
+      raise ValueError(
+          f'code_augment.flip_classes has {len(self.flip_classes)} entries '
+          f'for a model of {num_classes} classes: give the mirror class of '
+          'each class, or () if a mirror keeps every label.')
 
 
 def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
@@ -149,11 +235,40 @@ def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
                        'network gives 2 views (the clip and its flip).')
   return CodeAugmentation(
       train_mode=c.train, eval_mode=c.eval, eval_views=int(c.eval_views),
-      crop_scale=float(c.crop_scale), crop_ranges=ranges, augmenter=augmenter)
+      crop_scale=float(c.crop_scale), crop_ranges=ranges, augmenter=augmenter,
+      flip_classes=_check_flip_classes(c.flip_classes))
 
 
-def average_over_views(apply_fn, views: list[Array]) -> Array:
-  """The mean of `apply_fn(view)` over the views (logits of one clip)."""
+def _check_flip_classes(flip_classes) -> np.ndarray | None:
+  """`flip_classes` as an int array (None if empty), checked."""
+  if flip_classes is None or len(flip_classes) == 0:
+    return None
+  mirror = np.asarray(flip_classes)
+  n = len(mirror)
+  if (mirror.ndim != 1 or not np.issubdtype(mirror.dtype, np.integer) or
+      sorted(mirror.tolist()) != list(range(n))):
+    raise ValueError(
+        f'code_augment.flip_classes={tuple(flip_classes)} must list, for '
+        f'each class, its mirror class: a permutation of 0..{n - 1}.')
+  if np.any(mirror[mirror] != np.arange(n)):
+    bad = int(np.flatnonzero(mirror[mirror] != np.arange(n))[0])
+    raise ValueError(
+        f'code_augment.flip_classes={tuple(flip_classes)}: mirroring twice '
+        f'must give the class back, but class {bad} goes to '
+        f'{mirror[bad]}, whose mirror is {mirror[mirror[bad]]}.')
+  return mirror
+
+
+def average_over_views(apply_fn, views: list[Array],
+                       augmentation: CodeAugmentation | None = None) -> Array:
+  """The mean of `apply_fn(view)` over the views (logits of one clip).
+
+  With `augmentation`, the outputs of mirrored views are first mapped back
+  to the clip's classes (`CodeAugmentation.unflip_scores`).
+  """
   outs = [apply_fn(v) for v in views]
+  if augmentation is not None:
+    outs = [augmentation.unflip_scores(o) if flipped else o
+            for o, flipped in zip(outs, augmentation.eval_view_flipped())]
   return sum(outs[1:], outs[0]) / len(outs)
 

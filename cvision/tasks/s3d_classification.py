@@ -281,6 +281,7 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
   if augmentation.active and input_type != 'codes':
     raise ValueError(
         f'config.code_augment augments codes; config.input={input_type!r}.')
+  augmentation.check_num_classes(m.num_classes)
 
   if input_type == 'codes':
     stem = code_stem(codec.spatial_factor, m.stem_conv1_channels,
@@ -322,13 +323,15 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
 
   def loss(params, collections, batch, rng):
     x = network_input(params, batch[input_key])
+    labels = batch[label_key]
     if augmentation.train_mode != 'none':
       rng, augment_rng = jax.random.split(rng)
-      x = augmentation.train_input(x, augment_rng)
+      x, flipped = augmentation.train_input(x, augment_rng)
+      labels = augmentation.train_labels(labels, flipped)
     logits, new_collections = model.apply(
         {'params': params, **collections}, x, train=True,
         rngs={'dropout': rng}, mutable=list(collections.keys()))
-    per_example = per_example_metrics(logits, batch[label_key])
+    per_example = per_example_metrics(logits, labels)
     metrics = {k: jnp.mean(v) for k, v in per_example.items()}
     # Same structure as `collections` (plain dict), as the core expects.
     new_collections = {k: new_collections[k] for k in collections}
@@ -340,7 +343,7 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     return downstream.average_over_views(
         lambda view: model.apply({'params': params, **collections}, view,
                                  train=False),
-        augmentation.eval_inputs(x))
+        augmentation.eval_inputs(x), augmentation)
 
   def evaluate(params, collections, batch):
     return per_example_metrics(

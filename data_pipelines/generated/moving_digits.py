@@ -165,6 +165,29 @@ class MovingDigitsConfig:
     return CLASS_NAMES[:self.num_classes]
 
   @property
+  def label_flip_classes(self) -> tuple[int, ...]:
+    """The label of each label's horizontal mirror image.
+
+    A mirror swaps translate_right/left and rotate_cw/ccw and keeps the
+    rest; a count of rotating segments stays the same.
+
+    Raises:
+      ValueError: the classes in use hold one of a mirror pair only.
+    """
+    if self.label_rule == 'count_rotations':
+      return tuple(range(len(self.label_names)))
+    names = self.class_names
+    swap = {'translate_right': 'translate_left', 'rotate_cw': 'rotate_ccw'}
+    swap.update({v: k for k, v in swap.items()})
+    mirror = [swap.get(name, name) for name in names]
+    missing = [m for m in mirror if m not in names]
+    if missing:
+      raise ValueError(
+          f'num_classes={self.num_classes}: the mirror images {missing} are '
+          'not among the classes, so flips have no label.')
+    return tuple(names.index(m) for m in mirror)
+
+  @property
   def label_names(self) -> tuple[str, ...]:
     """Names of the video `label`: the motions, or the counts."""
     if self.label_rule == 'count_rotations':

@@ -49,8 +49,11 @@ Code augmentation (Table 4; `cvision.augment.downstream`): the augmentation
 presets apply to `codes`, e.g. `codes,learned_crops
 --config.code_augment.augmenter_workdir=runs/augmenter_crop`; without them
 the codes are used as encoded (the central-crop baseline). Moving digits'
-classes are not mirror-symmetric (a flip swaps left/right and cw/ccw), so
-the flip presets are for datasets such as Kinetics.
+classes are not mirror-symmetric (a flip swaps left/right and cw/ccw):
+`code_augment.flip_classes` names each class's mirror class, so that a
+flipped training clip gets the mirrored label and a flipped test view's
+scores are mapped back (set it to `()` for data such as Kinetics, whose
+labels a mirror keeps).
 
 Frame-level (`frame`, Sec. 4.4): as the paper fine-tunes a pretrained
 network on COIN, warm-start from a video-level run of the same input:
@@ -116,6 +119,11 @@ def _paper(c):
   c.eval.num_clips = (1, 2, 4, 8)  # Table 4.
 
 
+# data_pipelines.generated.moving_digits.DEFAULT.label_flip_classes (tested),
+# written out so that loading a config needs no data code.
+MOVING_DIGITS_FLIP_CLASSES = (1, 0, 2, 3, 5, 4, 6, 7)
+
+
 def _code_augment(train, evaluate, views):
   def apply(c):
     c.code_augment.train = train
@@ -173,6 +181,10 @@ def get_config(arg: str | None = None):
   c.code_augment.augmenter_workdir = ''  # The augmenter run, for 'learned'.
   c.code_augment.crop_min_scale = 0.5  # nn_crop's random training boxes.
   c.code_augment.crop_max_scale = 0.9
+  # The class of each class's mirror image, for flips. Moving digits: a
+  # mirror swaps translate_right/left and rotate_cw/ccw (the generator's
+  # `label_flip_classes`); () on data whose labels a mirror keeps.
+  c.code_augment.flip_classes = MOVING_DIGITS_FLIP_CLASSES
 
   c.data.builder_kwargs.config = 'large'  # 8192 videos of 16x64x64.
   c.data.batch_size = 16

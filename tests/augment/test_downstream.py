@@ -56,8 +56,9 @@ def test_nn_crop_training_boxes_are_random_per_clip_and_rng():
   x = _latents(batch=4)
   aug = downstream.from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
                                 'crop_max_scale': 0.5})
-  a = aug.train_input(x, jax.random.key(0))
-  b = aug.train_input(x, jax.random.key(1))
+  a, flipped = aug.train_input(x, jax.random.key(0))
+  b, _ = aug.train_input(x, jax.random.key(1))
+  assert flipped is None  # Boxes never mirror.
   assert a.shape == x.shape
   assert not np.allclose(a, b)
   assert not np.allclose(a, x)  # A half-side box is never the whole grid.
@@ -84,9 +85,9 @@ def test_learned_views_go_through_the_network(tiny_augmenter_run,
     np.testing.assert_allclose(
         view, augmenter.apply(x, np.tile(box, (2, 1))), rtol=1e-6)
   assert not np.allclose(views[0], views[1])
-  trained = aug.train_input(x, jax.random.key(0))
-  assert trained.shape == x.shape
-  assert not np.allclose(trained, aug.train_input(x, jax.random.key(1)))
+  trained, flipped = aug.train_input(x, jax.random.key(0))
+  assert trained.shape == x.shape and flipped is None  # A crop network.
+  assert not np.allclose(trained, aug.train_input(x, jax.random.key(1))[0])
   with pytest.raises(ValueError, match='transforms'):
     downstream.from_config({'train': 'learned',
                             'augmenter_workdir': tiny_augmenter_run},
@@ -123,3 +124,125 @@ def test_s3d_averages_logits_over_the_views(tiny_codec_run):
   rgb = s3d_configs.get_config('tiny,nn_crops')
   with pytest.raises(ValueError, match='code_augment augments codes'):
     tasks.build_task(rgb)
+
+
+class _ExactFlipNetwork:
+  """Stands in for a frozen 'flip' network: mirrors where the flag is set."""
+  family = 'flip'
+
+  def sample_params(self, rng, batch):
+    return params_lib.sample_params(rng, 'flip', batch)
+
+  def apply(self, latents, params):
+    flag = jnp.asarray(params)[:, 0, None, None, None, None] >= 0.5
+    return jnp.where(flag, latents[:, :, :, ::-1], latents)
+
+
+def _flip_augmentation():
+  base = downstream.from_config(
+      {'flip_classes': s3d_configs.MOVING_DIGITS_FLIP_CLASSES})
+  return downstream.CodeAugmentation(**dict(
+      vars(base), train_mode='learned', augmenter=_ExactFlipNetwork()))
+
+
+def test_flipped_training_clips_get_the_mirrored_label():
+  aug = _flip_augmentation()
+  x = _latents(batch=16)
+  out, flipped = aug.train_input(x, jax.random.key(3))
+  flipped = np.asarray(flipped)
+  assert 0 < flipped.sum() < 16  # Probability 1/2 per clip.
+  for clip, got, f in zip(np.asarray(x), np.asarray(out), flipped):
+    np.testing.assert_array_equal(got, clip[:, :, ::-1] if f else clip)
+  # translate_right <-> left, rotate_cw <-> ccw; down, up, grow, shrink stay.
+  labels = jnp.asarray([0, 1, 2, 3, 4, 5, 6, 7])
+  both = jnp.asarray([True] * 8)
+  np.testing.assert_array_equal(aug.train_labels(labels, both),
+                                [1, 0, 2, 3, 5, 4, 6, 7])
+  np.testing.assert_array_equal(aug.train_labels(labels, ~both), labels)
+  # Per-frame labels [B, T]: a flipped clip's every frame is mirrored.
+  frames = jnp.asarray([[0, 4, 6], [0, 4, 6]])
+  np.testing.assert_array_equal(
+      aug.train_labels(frames, jnp.asarray([True, False])),
+      [[1, 5, 6], [0, 4, 6]])
+  # Mirror-invariant labels (flip_classes=()) are left alone.
+  keep = downstream.CodeAugmentation(**dict(vars(aug), flip_classes=None))
+  np.testing.assert_array_equal(keep.train_labels(labels, both), labels)
+
+
+def test_a_flipped_test_view_is_scored_in_the_clip_classes():
+  aug = downstream.CodeAugmentation(**dict(
+      vars(_flip_augmentation()), eval_mode='learned', eval_views=2))
+  x = _latents(batch=1, w=4)
+  views = aug.eval_inputs(x)
+  assert aug.eval_view_flipped() == [False, True]
+  np.testing.assert_array_equal(views[1], x[:, :, :, ::-1])
+
+  # A "network" that says translate_right when the top-left cell is bigger
+  # than the top-right one, translate_left otherwise.
+  def scores(view):
+    right = view[:, 0, 0, 0, 0] > view[:, 0, 0, -1, 0]
+    return jnp.where(right[:, None], jnp.eye(8)[0], jnp.eye(8)[1])
+
+  # Both views agree once the mirrored one is mapped back.
+  averaged = downstream.average_over_views(scores, views, aug)
+  np.testing.assert_array_equal(averaged, scores(x))
+  # Averaged as they come, they would cancel out.
+  naive = downstream.average_over_views(scores, views)
+  np.testing.assert_allclose(naive[0, :2], [0.5, 0.5])
+
+
+def test_bad_flip_classes_are_named():
+  with pytest.raises(ValueError, match=r'flip_classes=\(0, 0, 1\) must list'):
+    downstream.from_config({'flip_classes': (0, 0, 1)})
+  with pytest.raises(ValueError, match='class 0 goes to 1, whose mirror is 2'):
+    downstream.from_config({'flip_classes': (1, 2, 0)})
+  aug = _flip_augmentation()
+  with pytest.raises(ValueError, match='has 8 entries for a model of 4'):
+    aug.check_num_classes(4)
+  aug.check_num_classes(8)
+  # Without flips the map is not used, so any class count is fine.
+  downstream.from_config(
+      {'flip_classes': s3d_configs.MOVING_DIGITS_FLIP_CLASSES}
+  ).check_num_classes(101)
+
+
+def test_the_s3d_flip_map_is_the_generator_mirror():
+  from data_pipelines.generated import moving_digits  # pylint: disable=g-import-not-at-top
+  assert (s3d_configs.MOVING_DIGITS_FLIP_CLASSES ==
+          moving_digits.DEFAULT.label_flip_classes)
+  assert (tuple(s3d_configs.get_config('codes').code_augment.flip_classes)
+          == s3d_configs.MOVING_DIGITS_FLIP_CLASSES)
+
+
+def test_s3d_trains_flipped_clips_on_mirrored_labels(tiny_codec_run,
+                                                     monkeypatch):
+  aug = _flip_augmentation()
+  monkeypatch.setattr(downstream, 'from_config', lambda *a, **k: aug)
+  config = s3d_configs.get_config('tiny,codes')
+  config.codec.workdir = tiny_codec_run
+  config.data.dataset_dir = os.path.join(tiny_codec_run, 'no_codes_here')
+  task = tasks.build_task(config)
+  n, k, _ = task.extras['codebook'].shape
+  codes = jnp.asarray(np.random.default_rng(1).integers(
+      0, k, (8, 4, 4, 4, n)), jnp.uint8)
+  labels = jnp.asarray([0, 1, 4, 5, 0, 1, 4, 5])
+  batch = {'codes': codes, 'label': labels}
+  variables = task.init(jax.random.key(0), batch)
+  variables = jax.tree.map(lambda v: getattr(v, 'value', v), variables,
+                           is_leaf=lambda v: hasattr(v, 'value'))
+  params = variables.pop('params')
+  rng = jax.random.key(7)
+  loss, _ = task.loss(params, variables, batch, rng)
+  # The same clips by hand: the task splits off the augmentation key first.
+  dropout_rng, augment_rng = jax.random.split(rng)
+  x, flipped = aug.train_input(task.extras['network_input'](params, codes),
+                               augment_rng)
+  assert 0 < int(np.sum(flipped)) < 8
+  logits, _ = task.extras['model']().apply(
+      {'params': params, **variables}, x, train=True,
+      rngs={'dropout': dropout_rng}, mutable=list(variables))
+  mirrored = jnp.where(flipped, jnp.asarray([1, 0, 5, 4, 1, 0, 5, 4]), labels)
+  want = task.extras['metrics'](logits, mirrored)['loss'].mean()
+  as_given = task.extras['metrics'](logits, labels)['loss'].mean()
+  np.testing.assert_allclose(loss, want, rtol=1e-5)
+  assert abs(float(want) - float(as_given)) > 1e-4
