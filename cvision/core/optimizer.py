@@ -1,6 +1,9 @@
 """Optimizer and learning-rate schedule from config, built with optax."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import jax
 import ml_collections
 import optax
 
@@ -59,3 +62,22 @@ def make_optimizer(config: ml_collections.ConfigDict,
   if clip > 0:
     opt = optax.chain(optax.clip_by_global_norm(clip), opt)
   return opt
+
+
+def freeze(tx: optax.GradientTransformation,
+           frozen: Callable[[Any], Any] | None
+           ) -> optax.GradientTransformation:
+  """`tx` for the trainable parameters; no update at all for the frozen ones.
+
+  Args:
+    tx: the optimizer.
+    frozen: None (everything trains), or `params -> tree of bool`, True for
+      the parameters that must not change (`Task.frozen`).
+  """
+  if frozen is None:
+    return tx
+  # optax.partition keeps optimizer state for the 'train' group only.
+  return optax.partition(
+      {'train': tx, 'frozen': optax.set_to_zero()},
+      lambda params: jax.tree.map(lambda f: 'frozen' if f else 'train',
+                                  frozen(params)))

@@ -96,6 +96,10 @@ def state_shardings(boxed_tree: PyTree, mesh: Mesh,
   def leaf_sharding(path, leaf) -> NamedSharding:
     if not isinstance(leaf, nn.Partitioned):
       return NamedSharding(mesh, P())
+    if not hasattr(leaf.value, 'shape'):
+      # A box around no array (optax's MaskedNode: no optimizer state for a
+      # frozen parameter) has nothing to shard; keep its empty structure.
+      return leaf.value
     names = tuple(n if n in known else None for n in leaf.names)
     mesh_axes = list(nn.logical_to_mesh_axes(names, rules))
     shape = leaf.value.shape

@@ -67,6 +67,12 @@ class Task:
     evaluate: per-example evaluation metrics for one batch (see `EvalFn`).
     input_keys: the batch entries the task reads; the input pipeline drops the
       others before they reach the device.
+    extras: anything else the task's binaries and tests need.
+    frozen: None, or `params -> tree of bool` (the same structure), True
+      where a parameter must never change (a frozen backbone). The core
+      gives those no update at all, weight decay included, and keeps no
+      optimizer moments for them. A zero gradient is not enough: Adam turns
+      the weight-decay term alone into full-size steps.
   """
   name: str
   init: InitFn
@@ -75,3 +81,4 @@ class Task:
   input_keys: tuple[str, ...]
   extras: Mapping[str, Callable[..., Any]] = dataclasses.field(
       default_factory=dict)
+  frozen: Callable[[PyTree], PyTree] | None = None

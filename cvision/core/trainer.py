@@ -115,7 +115,9 @@ def setup(config: ml_collections.ConfigDict, workdir: str, *,
     spec = {k: (jax.ShapeDtypeStruct(
         (v.shape[0], config.data.train_clip_frames) + v.shape[2:], v.dtype)
                 if k in _TIME_KEYS else v) for k, v in spec.items()}
-  tx = optimizer_lib.make_optimizer(config.optimizer, config.train.steps)
+  tx = optimizer_lib.freeze(
+      optimizer_lib.make_optimizer(config.optimizer, config.train.steps),
+      task.frozen)
   state, shardings = train_step_lib.create_train_state(
       task, tx, spec, config.seed, mesh,
       list(config.sharding.logical_axis_rules))

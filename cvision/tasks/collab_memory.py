@@ -236,9 +236,15 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
             'nll': -jnp.log(jnp.take_along_axis(
                 scores, labels[:, None], axis=-1)[:, 0] + 1e-9)}
 
+  def frozen(params):
+    # The backbone's parameters, for the optimizer to leave alone.
+    return {name: jax.tree.map(lambda _: name == 'backbone', subtree)
+            for name, subtree in params.items()}
+
   return task_lib.Task(
       name=NAME, init=init, loss=loss, evaluate=evaluate,
       input_keys=(VIDEO_KEY, LABEL_KEY),
+      frozen=frozen if cm.freeze_backbone else None,
       extras={'backbone': backbone, 'head': head, 'cm': cm,
               'backbone_features': backbone_features,
               'video_scores': video_scores})

@@ -93,6 +93,16 @@ def test_batch_reduction_and_multi_iteration_agree():
   assert difference < 1e-2 * optax.global_norm(grads_a)
 
 
+def test_frozen_backbone_is_declared_to_the_optimizer():
+  # A zero gradient is not enough: Adam would still take full-size steps on
+  # the weight-decay term. The core leaves `Task.frozen` parameters alone.
+  task = _task('batch_reduction', freeze_backbone=True)
+  params = {'backbone': {'conv': jnp.zeros(2)}, 'head': {'dense': jnp.zeros(1)}}
+  assert task.frozen(params) == {'backbone': {'conv': True},
+                                 'head': {'dense': False}}
+  assert _task('batch_reduction').frozen is None
+
+
 @pytest.mark.slow  # ~2 min of S3D compile on a loaded 2-core CPU.
 def test_frozen_backbone_gets_no_gradient():
   task = _task('batch_reduction', freeze_backbone=True)

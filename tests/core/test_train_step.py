@@ -117,3 +117,56 @@ def test_training_lowers_the_loss():
     state, metrics = step(state, batch)
     losses.append(float(metrics['loss']))
   assert losses[-1] < 0.1 * losses[0]
+
+
+def _task_with_a_fixed_part(boxed):
+  """y = x @ (w + fixed): only `w` should train when `fixed` is frozen."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+
+  def init(rng, batch):
+    d = batch['x'].shape[-1]
+    fixed = jax.random.normal(rng, (d, 1))
+    if boxed:  # As S3D's parameters come: with logical axis names.
+      fixed = nn.Partitioned(fixed, names=(None, None))
+    return {'params': {'fixed': fixed, 'w': jnp.zeros((d, 1))}}
+
+  def loss(params, collections, batch, rng):
+    del rng
+    pred = batch['x'] @ (params['w'] + params['fixed'])
+    value = jnp.mean((pred[:, 0] - batch['y']) ** 2)
+    return value, ({'mse': value}, collections)
+
+  return Task(name='fixed', init=init, loss=loss,
+              evaluate=lambda p, c, b: {}, input_keys=('x', 'y'),
+              frozen=lambda params: {'fixed': jax.tree.map(
+                  lambda _: True, params['fixed']), 'w': False})
+
+
+@pytest.mark.parametrize('boxed', [False, True])
+def test_frozen_parameters_never_move_even_with_weight_decay(boxed):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from cvision.core import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict({
+      'name': 'adam', 'learning_rate': 0.05, 'schedule': 'constant',
+      'weight_decay': 1e-5})
+  task, batch = _task_with_a_fixed_part(boxed), _batch()
+  adam = optimizer_lib.make_optimizer(config, 100)
+  # Without the freeze, weight decay alone moves every weight by a full
+  # Adam step: the frozen-backbone bug this guards against.
+  state, step = _setup(task, adam, batch)
+  fixed = np.asarray(state.params['fixed'])
+  moved, _ = step(state, batch)
+  np.testing.assert_allclose(np.abs(moved.params['fixed'] - fixed), 0.05,
+                             rtol=1e-3)
+  tx = optimizer_lib.freeze(adam, task.frozen)
+  state, step = _setup(task, tx, batch)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics['loss']))
+  np.testing.assert_array_equal(state.params['fixed'], fixed)
+  assert losses[-1] < 0.5 * losses[0]  # w still trains.
+  # Adam keeps moments for w alone.
+  moments = [x for x in jax.tree.leaves(state.opt_state) if x.ndim == 2]
+  assert len(moments) == 2 and all(m.shape == (3, 1) for m in moments)
+  assert optimizer_lib.freeze(adam, None) is adam
