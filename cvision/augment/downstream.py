@@ -108,7 +108,7 @@ class CodeAugmentation:
     if self.train_mode == 'learned':
       params = self.augmenter.sample_params(rng, batch)
       flipped = None
-      if self.augmenter.family in ('flip', 'all'):
+      if self._train_flips:
         # The pixel transform flips where the flag is >= 0.5.
         flag = params[:, pt.field_slice(self.augmenter.family, 'flip')]
         flipped = flag[:, 0] >= 0.5
@@ -131,8 +131,9 @@ class CodeAugmentation:
   def eval_inputs(self, latents: Array) -> list[Array]:
     """`[B, T, H, W, C]` -> `eval_views` views of it, each the same shape.
 
-    With `eval_view_flipped`, the views' scores are mapped back to the
-    clip's classes (`unflip_scores`) before they are averaged.
+    `eval_view_flipped` says which views are mirror images; their scores
+    are mapped back to the clip's classes (`unflip_scores`) before they are
+    averaged.
     """
     batch = latents.shape[0]
     if self.eval_mode == 'none':
@@ -147,6 +148,11 @@ class CodeAugmentation:
               for box in boxes]
     return [self.augmenter.apply(latents, np.tile(box, (batch, 1)),
                                  family='crop') for box in boxes]
+
+  @property
+  def _train_flips(self) -> bool:
+    return (self.train_mode == 'learned' and
+            self.augmenter.family in ('flip', 'all'))
 
   @property
   def _eval_flips(self) -> bool:
@@ -171,9 +177,7 @@ class CodeAugmentation:
   @property
   def flips(self) -> bool:
     """Whether some training clip or test view is a mirror image."""
-    return self._eval_flips or (
-        self.train_mode == 'learned' and
-        self.augmenter.family in ('flip', 'all'))
+    return self._train_flips or self._eval_flips
 
   def check_num_classes(self, num_classes: int) -> None:
     """Raises ValueError if flips are used and `flip_classes` does not
