@@ -10,6 +10,9 @@ clips that show one motion, mean-pools the backbone's last features
 (inference mode) and fits a logistic regression to the clip's own motion on
 half the videos, scoring it on the other half. A video-level label can make
 fine-tuning erase what the clips show; this says whether it did.
+
+`--target=rotates` probes the binary "does this clip rotate" instead (what
+`count_rotations` asks of each clip).
 """
 from collections.abc import Callable
 import json
@@ -29,6 +32,7 @@ from cvision.core import warm_start
 from cvision.models import s3d
 from cvision.tasks import s3d_classification
 from data_pipelines import build
+from data_pipelines.generated import moving_digits
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The run to probe.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
@@ -37,6 +41,9 @@ _DATASET_CONFIG = flags.DEFINE_string('dataset_config', 'odd_translation',
 _SPLIT = flags.DEFINE_string('split', 'validation', 'Split to probe on.')
 _CLIP_FRAMES = flags.DEFINE_integer('clip_frames', 8, 'Frames per clip.')
 _VIDEOS = flags.DEFINE_integer('videos', 256, 'Videos to use (half fit).')
+_TARGET = flags.DEFINE_enum(
+    'target', 'motion', ['motion', 'rotates'],
+    "What to probe: the clip's motion class, or whether it rotates.")
 flags.mark_flags_as_required(['workdir', 'data_dir'])
 # (task, input) of the runs whose S3D reads RGB clips.
 _PROBED = (('s3d_classification', 'rgb'), ('collab_memory', 'rgb'))
@@ -72,6 +79,13 @@ def load_pooled_features(workdir: str) -> Callable[[np.ndarray], np.ndarray]:
   return lambda clips: np.asarray(pooled(jnp.asarray(clips)))
 
 
+def probe_target(motion: int, target: str) -> int:
+  """The probed label of a clip showing one `motion` class."""
+  if target == 'rotates':
+    return int(motion in moving_digits.ROTATION_CLASSES)
+  return int(motion)
+
+
 def main(argv):
   del argv
   pooled_features = load_pooled_features(_WORKDIR.value)
@@ -99,12 +113,12 @@ def main(argv):
       labels = example['frame_labels'][start:start + length - 1]
       if (labels == labels[0]).all():  # One motion in the clip.
         x_parts[half].append(feat)
-        y_parts[half].append(labels[0])
+        y_parts[half].append(probe_target(labels[0], _TARGET.value))
   probe = linear_model.LogisticRegression(max_iter=3000)
   probe.fit(np.stack(x_parts[0]), np.array(y_parts[0]))
   accuracy = probe.score(np.stack(x_parts[1]), np.array(y_parts[1]))
   chance = np.bincount(y_parts[1]).max() / len(y_parts[1])
-  print(f'{_WORKDIR.value}: clip-motion probe accuracy {100 * accuracy:.1f}% '
+  print(f'{_WORKDIR.value}: clip {_TARGET.value} probe accuracy {100 * accuracy:.1f}% '
         f'on {len(y_parts[1])} held-out clips (majority class '
         f'{100 * chance:.1f}%).')
 

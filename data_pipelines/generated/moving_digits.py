@@ -72,7 +72,7 @@ _STREAM_SEGMENT_KEY = 2
 
 
 LABEL_RULES = ('majority', 'odd_one_out', 'count_rotations')
-_ROTATIONS = (4, 5)  # rotate_cw, rotate_ccw.
+ROTATION_CLASSES = (4, 5)  # rotate_cw, rotate_ccw.
 _TRANSLATIONS = (0, 1, 2, 3)
 
 
@@ -384,7 +384,7 @@ def _count_rotations_segments(
   """Equal segments, each a rotation or a translation (1/2 each)."""
   k = config.segments_per_video
   rotating = rng.random(k) < 0.5
-  rotation = rng.choice(_ROTATIONS, size=k)
+  rotation = rng.choice(ROTATION_CLASSES, size=k)
   translation = rng.choice(_TRANSLATIONS, size=k)
   classes = [int(c) for c in np.where(rotating, rotation, translation)]
   return np.full(k, config.num_frames // k), classes
@@ -429,7 +429,7 @@ def generate_example(config: MovingDigitsConfig, seed: int,
   if config.label_rule == 'odd_one_out':
     label = min(classes, key=classes.count)
   elif config.label_rule == 'count_rotations':
-    label = sum(c in _ROTATIONS for c in classes)
+    label = sum(c in ROTATION_CLASSES for c in classes)
   else:
     label = int(np.argmax(np.bincount(frame_labels,
                                       minlength=config.num_classes)))

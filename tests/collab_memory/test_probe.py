@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from experiments import probe_clip_motion
+from data_pipelines.generated import moving_digits as md
 from tests.conftest import REPO_ROOT, main_args, run_main
 
 PROBE = os.path.join(REPO_ROOT, 'experiments', 'probe_clip_motion.py')
@@ -31,7 +33,7 @@ def test_probe_reads_the_backbone_of_a_cm_run(tiny_cm_run, data_dir):
                 '--videos=32')
   assert proc.returncode == 0, proc.stderr[-2000:]
   # 16 held-out videos of 8 frames, 2 one-motion clips of 4 frames each.
-  match = re.search(r'clip-motion probe accuracy (\d+\.\d)% on 32 held-out '
+  match = re.search(r'clip motion probe accuracy (\d+\.\d)% on 32 held-out '
                     r'clips \(majority class (\d+\.\d)%\)', proc.stdout)
   assert match, proc.stdout
 
@@ -55,3 +57,10 @@ def test_probe_names_a_clip_longer_than_the_videos(tiny_cm_run, data_dir):
                 '--dataset_config=tiny', '--clip_frames=9')
   assert proc.returncode != 0
   assert '--clip_frames=9' in proc.stderr and '8 frames' in proc.stderr
+
+
+def test_rotates_target_marks_exactly_the_two_rotations():
+  names = md.CLASS_NAMES
+  assert [probe_clip_motion.probe_target(c, 'rotates')
+          for c in range(8)] == [int(n.startswith('rotate')) for n in names]
+  assert probe_clip_motion.probe_target(6, 'motion') == 6
