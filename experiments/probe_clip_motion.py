@@ -68,8 +68,7 @@ def load_pooled_features(workdir: str) -> Callable[[np.ndarray], np.ndarray]:
   model = s3d.S3D(num_classes=m.num_classes,
                   width_multiplier=m.width_multiplier,
                   min_channels=m.min_channels, gating=m.gating,
-                  stem=s3d.StemConfig(conv1_channels=m.stem_conv1_channels,
-                                      conv2_channels=m.stem_conv2_channels),
+                  stem=s3d_classification.stem_from_config(m),
                   head='none')
   params = variables['params']
   params = params.get('backbone', params)  # CM runs keep S3D under it.

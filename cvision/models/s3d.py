@@ -73,6 +73,13 @@ class StemConfig:
     pool3_stride: stride of MaxPool_4a (3x3x3 kernel).
     conv1_channels: output channels of Conv3d_1a_7x7 (before width scaling).
     conv2_channels: output channels of Conv3d_2b_1x1 (before width scaling).
+    conv1_separable: Conv3d_1a_7x7 as S3D has it, 1x7x7 then 7x1x1 with a
+      ReLU between; False makes it one full conv of `conv1_kernel` (as in
+      I3D), whose linear filters can compare a location at t with a shifted
+      one at t+1 before any rectification.
+    conv1_kernel: (t, h, w) kernel of the full first conv; the separable one
+      is always 7x7x7. A code cell spans several pixels, so a smaller
+      kernel on codes still sees as many pixels as 7x7 on RGB.
   """
   conv1_stride: Triple = (2, 2, 2)
   pool1_stride: Triple = (1, 2, 2)
@@ -80,10 +87,12 @@ class StemConfig:
   pool3_stride: Triple = (2, 2, 2)
   conv1_channels: int = 64
   conv2_channels: int = 64
+  conv1_separable: bool = True
+  conv1_kernel: Triple = (7, 7, 7)
 
   def __post_init__(self):
     for name in ('conv1_stride', 'pool1_stride', 'pool2_stride',
-                 'pool3_stride'):
+                 'pool3_stride', 'conv1_kernel'):
       # Frozen dataclass: normalise lists to tuples so configs stay hashable.
       object.__setattr__(self, name, _triple(getattr(self, name), name))
     if self.conv1_channels < 1 or self.conv2_channels < 1:
@@ -114,7 +123,9 @@ def _spatial_drop(rgb: int, code: int, axis: str) -> int:
 def stem_for_input(input_thw: Sequence[int],
                    rgb_thw: Sequence[int] = RGB_THW,
                    conv1_channels: int = 64,
-                   conv2_channels: int = 64) -> StemConfig:
+                   conv2_channels: int = 64,
+                   conv1_separable: bool = True,
+                   conv1_kernel: Sequence[int] = (7, 7, 7)) -> StemConfig:
   """Chooses stem strides so a code grid reproduces the RGB net's shapes.
 
   A code grid at 1/2**k of the pixel grid drops the spatial stride from the
@@ -129,6 +140,7 @@ def stem_for_input(input_thw: Sequence[int],
     rgb_thw: (T, H, W) of the RGB input whose internal shapes to reproduce.
     conv1_channels: output channels of the first conv.
     conv2_channels: output channels of the second (1x1x1) conv.
+    conv1_separable, conv1_kernel: see `StemConfig`.
 
   Returns:
     The `StemConfig`; `StemConfig()` when `input_thw == rgb_thw`.
@@ -152,7 +164,9 @@ def stem_for_input(input_thw: Sequence[int],
   for i in range(k):
     strides[i] = (strides[i][0], 1, 1)
   return StemConfig(*strides, conv1_channels=conv1_channels,
-                    conv2_channels=conv2_channels)
+                    conv2_channels=conv2_channels,
+                    conv1_separable=conv1_separable,
+                    conv1_kernel=conv1_kernel)
 
 
 def _conv(features: int, kernel: Triple, strides: Triple, dtype: Any,
@@ -325,8 +339,12 @@ class S3D(nn.Module):
                    name='Input_projection_1x1x1')(x)
       ends['Input_projection_1x1x1'] = x
 
-    x = SepConv3D(ch(s.conv1_channels), 7, s.conv1_stride, d,
-                  name='Conv3d_1a_7x7')(x, train)
+    if s.conv1_separable:
+      x = SepConv3D(ch(s.conv1_channels), 7, s.conv1_stride, d,
+                    name='Conv3d_1a_7x7')(x, train)
+    else:
+      x = ConvBNReLU(ch(s.conv1_channels), s.conv1_kernel, s.conv1_stride,
+                     d, name='Conv3d_1a_7x7')(x, train)
     ends['Conv3d_1a_7x7'] = x
     x = nn.max_pool(x, (1, 3, 3), strides=s.pool1_stride, padding='SAME')
     ends['MaxPool_2a_3x3'] = x

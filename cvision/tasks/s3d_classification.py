@@ -69,6 +69,10 @@ def default_model_config() -> ml_collections.ConfigDict:
       # (App. E.1, Figs. 13-14) but states the values only in its figures.
       'stem_conv1_channels': 64,
       'stem_conv2_channels': 64,
+      # False: the first conv is one full conv of `stem_conv1_kernel` instead
+      # of S3D's 1x7x7 then 7x1x1 (`s3d.StemConfig.conv1_separable`).
+      'stem_conv1_separable': True,
+      'stem_conv1_kernel': (7, 7, 7),
       # codes only: > 0 projects the embeddings to this many channels before
       # the stem (not in the paper; cheaper for wide embeddings, see
       # `s3d.S3D.input_projection`).
@@ -119,12 +123,27 @@ def _frozen_codec_for(config: ml_collections.ConfigDict) -> frozen.FrozenCodec:
 
 
 def code_stem(spatial_factor: int, conv1_channels: int = 64,
-              conv2_channels: int = 64) -> s3d.StemConfig:
+              conv2_channels: int = 64,
+              conv1_separable: bool = True,
+              conv1_kernel: Sequence[int] = (7, 7, 7)) -> s3d.StemConfig:
   """The stem for codes at 1/`spatial_factor` of the pixel grid."""
   # Only the ratio matters; 64 keeps the ceil divisions of the check exact.
   return s3d.stem_for_input((1, 64, 64),
                             (1, 64 * spatial_factor, 64 * spatial_factor),
-                            conv1_channels, conv2_channels)
+                            conv1_channels, conv2_channels, conv1_separable,
+                            conv1_kernel)
+
+
+def stem_from_config(model_config: ml_collections.ConfigDict,
+                     spatial_factor: int = 1) -> s3d.StemConfig:
+  """The stem of a resolved `config.model`, for inputs at 1/`spatial_factor`.
+
+  1 is pixels (RGB or decoded codes); codes pass their codec's factor.
+  """
+  return code_stem(spatial_factor, model_config.stem_conv1_channels,
+                   model_config.stem_conv2_channels,
+                   model_config.stem_conv1_separable,
+                   model_config.stem_conv1_kernel)
 
 
 # ---------------------------------------------------------------------------
@@ -283,12 +302,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
         f'config.code_augment augments codes; config.input={input_type!r}.')
   augmentation.check_num_classes(m.num_classes)
 
-  if input_type == 'codes':
-    stem = code_stem(codec.spatial_factor, m.stem_conv1_channels,
-                     m.stem_conv2_channels)
-  else:
-    stem = s3d.StemConfig(conv1_channels=m.stem_conv1_channels,
-                          conv2_channels=m.stem_conv2_channels)
+  stem = stem_from_config(
+      m, codec.spatial_factor if input_type == 'codes' else 1)
   model = s3d.S3D(
       num_classes=m.num_classes, width_multiplier=m.width_multiplier,
       min_channels=m.min_channels, gating=m.gating, stem=stem, head=m.head,
@@ -396,11 +411,50 @@ def _format_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
   return '\n'.join(lines)
 
 
+def confusion_matrix(labels: np.ndarray, logits: np.ndarray,
+                     valid: np.ndarray) -> np.ndarray:
+  """Counts of (true class, top-1 class) over the valid videos.
+
+  Args:
+    labels: `[B]` int true classes.
+    logits: `[B, C]` video logits.
+    valid: `[B]` bool, False for padding.
+
+  Returns:
+    `[C, C]` int64; row = true class, column = predicted class.
+  """
+  labels, logits = np.asarray(labels), np.asarray(logits)
+  valid = np.asarray(valid, bool)
+  counts = np.zeros((logits.shape[-1],) * 2, np.int64)
+  np.add.at(counts, (labels[valid], np.argmax(logits, -1)[valid]), 1)
+  return counts
+
+
+def _class_names(config: ml_collections.ConfigDict, label_key: str,
+                 num_classes: int) -> list[str]:
+  """The dataset's names for its classes, or their ids if it has none."""
+  feature = input_pipeline.load_builder(config.data).info.features[label_key]
+  names = list(getattr(feature, 'names', None) or [])
+  return names if len(names) == num_classes else [
+      str(i) for i in range(num_classes)]
+
+
+def _format_confusion(counts: np.ndarray, names: Sequence[str]) -> str:
+  lines = ['| true \\ predicted | ' + ' | '.join(names) + ' |',
+           '|---' * (len(names) + 1) + '|']
+  for name, row in zip(names, counts):
+    lines.append(f'| {name} | ' + ' | '.join(str(int(v)) for v in row) + ' |')
+  return '\n'.join(lines)
+
+
 def _evaluate_clips_once(apply_fn, metrics_fn, batches, input_key: str,
                          label_key: str, num_clips: int,
                          clip_frames: int) -> dict[str, Any]:
-  """Mean and std over videos of each per-video metric, for `num_clips`."""
-  sums = squares = None
+  """Mean and std over videos of each per-video metric, for `num_clips`.
+
+  Video heads also get `confusion`, `[C, C]` counts (`confusion_matrix`).
+  """
+  sums = squares = confusion = None
   count = 0.0
   for batch in batches:
     valid = batch.pop(input_pipeline.VALID_KEY)
@@ -411,7 +465,12 @@ def _evaluate_clips_once(apply_fn, metrics_fn, batches, input_key: str,
     sums = s if sums is None else {k: sums[k] + s[k] for k in s}
     squares = q if squares is None else {k: squares[k] + q[k] for k in q}
     count += float(n)
+    if logits.ndim == 2:
+      c = confusion_matrix(*jax.device_get((batch[label_key], logits, valid)))
+      confusion = c if confusion is None else confusion + c
   row = {'num_clips': int(num_clips), 'num_videos': int(count)}
+  if confusion is not None:
+    row['confusion'] = confusion.tolist()
   for k in sorted(sums):
     mean = float(sums[k]) / count
     row[k] = mean
@@ -501,6 +560,12 @@ def evaluate_clips(config: ml_collections.ConfigDict,
   out_dir = os.path.join(workdir, 'eval')
   metric_logging.write_json(os.path.join(out_dir, f's3d_{split}.json'),
                             result)
+  if 'confusion' in rows[0]:
+    names = _class_names(config, label_key, len(rows[0]['confusion']))
+    table += (f'\n\nConfusion matrix, {rows[0]["num_clips"]} clip(s): '
+              'rows are the true class, columns the top-1 class.\n\n'
+              + _format_confusion(np.asarray(rows[0]['confusion']), names))
+    result['table'] = table
   if jax.process_index() == 0:
     with open(os.path.join(out_dir, f's3d_{split}.md'), 'w') as f:
       f.write(f'{title}\n\n{table}\n')

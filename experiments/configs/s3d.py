@@ -160,6 +160,10 @@ def get_config(arg: str | None = None):
   c.model.head = 'video'  # video (label) | frame (frame_labels)
   c.model.stem_conv1_channels = 64
   c.model.stem_conv2_channels = 64
+  # False: one full first conv of stem_conv1_kernel instead of 1x7x7 then
+  # 7x1x1 (s3d.StemConfig).
+  c.model.stem_conv1_separable = True
+  c.model.stem_conv1_kernel = (7, 7, 7)
   # codes: > 0 = a 1x1x1 projection of the code embeddings before the stem
   # (not in the paper; pays off for wide embeddings at 1/4 of the pixel grid).
   c.model.code_projection_channels = 0

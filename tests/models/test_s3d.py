@@ -215,3 +215,56 @@ def test_input_projection_narrows_what_the_stem_reads():
       x.size for x in first(plain['params']))
   for name in ('Conv3d_1a_7x7', 'Mixed_5c'):
     assert ends[name].shape == plain_ends[name].shape
+
+
+def test_full_first_conv_keeps_shapes_with_one_7x7x7_kernel():
+  stem = s3d.stem_for_input(GRIDS['quarter'], RGB_THW, conv1_separable=False)
+  assert stem.strides == s3d.stem_for_input(GRIDS['quarter'], RGB_THW).strides
+  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=stem)
+  (_, ends), variables = _shapes(model, GRIDS['quarter'], 8)
+  (_, sep_ends), sep = _shapes(_model('quarter'), GRIDS['quarter'], 8)
+  for name in ('Conv3d_1a_7x7', 'MaxPool_2a_3x3', 'features'):
+    assert ends[name].shape == sep_ends[name].shape, name
+  first = nn.unbox(variables['params']['Conv3d_1a_7x7'])
+  assert first['conv']['kernel'].shape == (7, 7, 7, 8, 8)  # 64 * 0.125 out.
+  assert set(nn.unbox(sep['params']['Conv3d_1a_7x7'])) == {'spatial',
+                                                           'temporal'}
+  small = s3d.stem_for_input(GRIDS['quarter'], RGB_THW, conv1_separable=False,
+                             conv1_kernel=(3, 3, 3))
+  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=small)
+  (_, small_ends), variables = _shapes(model, GRIDS['quarter'], 8)
+  first = nn.unbox(variables['params']['Conv3d_1a_7x7'])
+  assert first['conv']['kernel'].shape == (3, 3, 3, 8, 8)
+  assert small_ends['features'].shape == ends['features'].shape
+  with pytest.raises(ValueError, match='conv1_kernel'):
+    s3d.StemConfig(conv1_kernel=(3, 3))
+
+
+def test_full_first_conv_can_tell_the_direction_of_a_shift():
+  """One linear filter over (t, x) responds to rightward, not leftward motion.
+
+  The kernel sums the input along the space-time diagonal x = t; a dot
+  moving right one cell a frame lies on it, the same dot moving left crosses
+  it once. A separable conv applies its ReLU before mixing time, so no
+  single filter of it is such a diagonal.
+  """
+  t, w = 8, 16
+  stem = s3d.StemConfig((1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1),
+                        conv1_separable=False)
+  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=stem)
+  dot = lambda step: np.stack([np.eye(w)[None, (4 + step * i) % w]
+                               for i in range(t)])  # [T, 1, W]
+  x = np.zeros((2, t, 1, w, 1), np.float32)
+  x[0, :, 0, :, 0] = dot(1)[:, 0]
+  x[1, :, 0, :, 0] = dot(-1)[:, 0]
+  variables = model.init(jax.random.key(0), jnp.asarray(x), train=False)
+  kernel = np.zeros((7, 7, 7, 1, 8), np.float32)
+  for i in range(7):
+    kernel[i, 3, i, 0, :] = 1.0  # Offsets (dt, dx) = (i - 3, i - 3).
+  params = nn.unbox(variables['params'])
+  params['Conv3d_1a_7x7']['conv']['kernel'] = jnp.asarray(kernel)
+  _, ends = model.apply({**variables, 'params': params}, jnp.asarray(x),
+                        train=False, return_features=True)
+  peak = np.asarray(ends['Conv3d_1a_7x7']).max(axis=(1, 2, 3, 4))
+  np.testing.assert_allclose(peak[0], 7 / np.sqrt(1 + 1e-3), rtol=1e-5)
+  np.testing.assert_allclose(peak[1], 1 / np.sqrt(1 + 1e-3), rtol=1e-5)

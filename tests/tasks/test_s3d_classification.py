@@ -121,6 +121,18 @@ def test_codes_embed_as_rows_of_the_checkpoint_codebook(codec_run):
   assert stem.strides == ((2, 1, 1), (1, 1, 1), (1, 2, 2), (2, 2, 2))
 
 
+def test_stem_conv1_separable_reaches_both_stems(codec_run):
+  """config.model.stem_conv1_separable=False: a full first conv, same strides."""
+  for presets, codec in (('tiny', ''), ('tiny,codes', codec_run)):
+    separable = tasks.build_task(_config(presets, codec)).extras['model']()
+    full = tasks.build_task(_config(
+        presets, codec, stem_conv1_separable=False,
+        stem_conv1_kernel=(3, 3, 3))).extras['model']()
+    assert separable.stem.conv1_separable and not full.stem.conv1_separable
+    assert full.stem.conv1_kernel == (3, 3, 3)
+    assert full.stem.strides == separable.stem.strides
+
+
 def test_codes_are_read_with_the_codec_checkpoint_that_wrote_them(
     codec_run, tmp_path):
   config = _config('tiny,codes', codec_run)
@@ -185,6 +197,15 @@ def test_reconstructions_are_decoded_frames(codec_run):
   assert 0 <= video.min() and video.max() <= 1
   # The levels of a decoded uint8 video.
   np.testing.assert_allclose(video * 255, np.round(video * 255), atol=1e-4)
+
+
+def test_confusion_matrix_counts_true_against_top1_of_valid_videos():
+  labels = np.array([0, 1, 1, 2, 2])
+  logits = np.array([[5., 0, 0], [0, 0, 9], [0, 1, 0], [1, 0, 3], [7, 0, 0]])
+  valid = np.array([True, True, True, True, False])  # The last is padding.
+  np.testing.assert_array_equal(
+      s3d_task.confusion_matrix(labels, logits, valid),
+      [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
 
 
 def test_clip_starts_are_uniform():
@@ -271,4 +292,9 @@ def test_binary_trains_on_codes_and_evaluates_clips(tmp_path, data_dir):
   assert [r['num_clips'] for r in result['rows']] == [1, 2]
   assert result['clip_frames'] == 4 and result['num_videos'] == 4
   assert all(0 <= r['top1'] <= r['top5'] <= 1 for r in result['rows'])
-  assert os.path.getsize(os.path.join(workdir, 'eval', 's3d_test.md')) > 0
+  for row in result['rows']:  # Its diagonal is top-1.
+    confusion = np.asarray(row['confusion'])
+    assert confusion.shape == (8, 8) and confusion.sum() == 4
+    assert np.trace(confusion) / 4 == pytest.approx(row['top1'])
+  with open(os.path.join(workdir, 'eval', 's3d_test.md')) as f:
+    assert '| translate_right |' in f.read()  # Rows named by the dataset.
