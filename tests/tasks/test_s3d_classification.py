@@ -123,8 +123,14 @@ def test_codes_embed_as_rows_of_the_checkpoint_codebook(codec_run):
 
 def test_stem_conv1_separable_reaches_both_stems(codec_run):
   """config.model.stem_conv1_separable=False: a full first conv, same strides."""
+  codes = tasks.build_task(_config('tiny,codes', codec_run)).extras['model']()
+  assert not codes.stem.conv1_separable  # The codes preset's default.
+  assert codes.stem.conv1_kernel == (3, 3, 3)
+  rgb = tasks.build_task(_config('tiny')).extras['model']()
+  assert rgb.stem.conv1_separable  # S3D's own stem.
   for presets, codec in (('tiny', ''), ('tiny,codes', codec_run)):
-    separable = tasks.build_task(_config(presets, codec)).extras['model']()
+    separable = tasks.build_task(_config(
+        presets, codec, stem_conv1_separable=True)).extras['model']()
     full = tasks.build_task(_config(
         presets, codec, stem_conv1_separable=False,
         stem_conv1_kernel=(3, 3, 3))).extras['model']()
