@@ -11,8 +11,8 @@ Inputs, one network each (paper App. E.1: only the stem's strides differ):
   codes/16 a 1/16 code grid, 2 codebooks of 4096 x 128-d (CR 256 at 256x256);
   codes/4 cpu30  a 1/4 code grid, 2 codebooks of 64 x 16-d (`codec.py:cpu30`,
            CR 32 at 64x64), with S3D's separable first conv;
-  codes/4 cpu30 full  the same with one full 7x7x7 first conv
-           (`model.stem_conv1_separable=False`, the codes preset).
+  codes/4 cpu30 full  the same with one full 3x3x3 first conv, as the
+           codes preset has it (`model.stem_conv1_separable=False`).
 The code inputs include the on-device codebook lookup. Ratios are RGB time
 over codes time, measured in this run. Random weights and inputs: speed does
 not depend on training. Memory is XLA's compiled footprint (arguments +
@@ -44,12 +44,13 @@ SIZES = {
     'paper': ((32, 256, 256), 8, 1.0),
 }
 # name: (spatial downsampling, codebooks N, entries K, entry dim D,
-#        input projection channels, separable first conv); None = RGB.
-INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256, 0, True),
-          'codes/4+proj': (4, 1, 8192, 256, 32, True),
-          'codes/16': (16, 2, 4096, 128, 0, True),
-          'codes/4 cpu30': (4, 2, 64, 16, 0, True),
-          'codes/4 cpu30 full': (4, 2, 64, 16, 0, False)}
+#        input projection channels, full first conv kernel or None for S3D's
+#        separable 7x7x7); None = RGB.
+INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256, 0, None),
+          'codes/4+proj': (4, 1, 8192, 256, 32, None),
+          'codes/16': (16, 2, 4096, 128, 0, None),
+          'codes/4 cpu30': (4, 2, 64, 16, 0, None),
+          'codes/4 cpu30 full': (4, 2, 64, 16, 0, (3, 3, 3))}
 
 
 def _time(fn, *args, repeats):
@@ -77,9 +78,10 @@ def measure(name, thw, batch, width, repeats):
     stem, codebooks, projection = s3d.StemConfig(), None, 0
     inputs = jnp.asarray(rng.random((batch, t, h, w, 3), np.float32))
   else:
-    factor, n, k, d, projection, separable = spec
+    factor, n, k, d, projection, full_kernel = spec
     stem = s3d.stem_for_input((t, h // factor, w // factor), thw,
-                              conv1_separable=separable)
+                              conv1_separable=full_kernel is None,
+                              conv1_kernel=full_kernel or (7, 7, 7))
     codebooks = jnp.asarray(rng.normal(size=(n, k, d)).astype(np.float32))
     inputs = jnp.asarray(rng.integers(
         0, k, (batch, t, h // factor, w // factor, n)).astype(np.uint16))
