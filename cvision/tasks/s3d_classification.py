@@ -531,6 +531,11 @@ def evaluate_clips(config: ml_collections.ConfigDict,
   step = int(jax.device_get(run.state.step))
   shown = ['frame_accuracy', 'frame_top5'] if frame_head else ['top1', 'top5']
   table = _format_table(rows, shown, with_std=frame_head)
+  if 'confusion' in rows[0]:
+    names = _class_names(config, label_key, len(rows[0]['confusion']))
+    table += (f'\n\nConfusion matrix, {rows[0]["num_clips"]} clip(s): '
+              'rows are the true class, columns the top-1 class.\n\n'
+              + _format_confusion(np.asarray(rows[0]['confusion']), names))
   head = 'frame' if frame_head else 'video'
   title = (f'S3D ({config.input}, {head} head) on {split} @ step {step}: '
            f'{rows[0]["num_videos"]} videos, clips of {clip_frames} of '
@@ -560,12 +565,6 @@ def evaluate_clips(config: ml_collections.ConfigDict,
   out_dir = os.path.join(workdir, 'eval')
   metric_logging.write_json(os.path.join(out_dir, f's3d_{split}.json'),
                             result)
-  if 'confusion' in rows[0]:
-    names = _class_names(config, label_key, len(rows[0]['confusion']))
-    table += (f'\n\nConfusion matrix, {rows[0]["num_clips"]} clip(s): '
-              'rows are the true class, columns the top-1 class.\n\n'
-              + _format_confusion(np.asarray(rows[0]['confusion']), names))
-    result['table'] = table
   if jax.process_index() == 0:
     with open(os.path.join(out_dir, f's3d_{split}.md'), 'w') as f:
       f.write(f'{title}\n\n{table}\n')

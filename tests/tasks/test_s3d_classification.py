@@ -303,4 +303,5 @@ def test_binary_trains_on_codes_and_evaluates_clips(tmp_path, data_dir):
     assert confusion.shape == (8, 8) and confusion.sum() == 4
     assert np.trace(confusion) / 4 == pytest.approx(row['top1'])
   with open(os.path.join(workdir, 'eval', 's3d_test.md')) as f:
-    assert '| translate_right |' in f.read()  # Rows named by the dataset.
+    assert "| translate_right |" in f.read()  # Rows named by the dataset.
+  assert "translate_right" in result["table"]  # The JSON has it too.
