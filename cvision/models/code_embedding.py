@@ -74,3 +74,37 @@ class CodeEmbedding(nn.Module):
     if books is None:
       raise ValueError('CodeEmbedding needs codebooks [N, K, D].')
     return embed_codes(books, codes, self.dtype)
+
+
+def temporal_correlation(x: Array, radius: int = 1) -> Array:
+  """Cosine similarity of each cell with its neighbours one step later.
+
+  `[B, T, H, W, C]` -> `[B, T, H, W, (2r+1)^2]`: channel `(dy + r) * (2r+1)
+  + (dx + r)` holds `cos(x[t, y, x], x[t+1, y+dy, x+dx])`. Out-of-frame
+  neighbours and the last time step read 0.
+
+  Why: a cell of neural codes that moves by a fraction of a cell mostly
+  changes its index, so a linear filter and a rectifier over code
+  embeddings cannot line up a pattern from one step to the next the way
+  they do with pixel edges (README, "S3D on codes"). Where a cell's content
+  went is a comparison of embeddings, and a cost volume (FlowNet's
+  correlation layer, here over the code grid) hands that comparison to the
+  network. Parameter free; the frozen codebooks stay the only input.
+  """
+  if x.ndim != 5:
+    raise ValueError(f'temporal_correlation expects [B, T, H, W, C], got '
+                     f'{x.shape}.')
+  if radius < 1:
+    raise ValueError(f'temporal_correlation radius must be >= 1, got '
+                     f'{radius}.')
+  unit = x * jax.lax.rsqrt(jnp.sum(jnp.square(x), -1, keepdims=True) + 1e-12)
+  now, later = unit[:, :-1], unit[:, 1:]
+  h, w = x.shape[2], x.shape[3]
+  padded = jnp.pad(later, ((0, 0), (0, 0), (radius, radius),
+                           (radius, radius), (0, 0)))
+  span = range(2 * radius + 1)
+  maps = [jnp.sum(now * padded[:, :, dy:dy + h, dx:dx + w], axis=-1)
+          for dy in span for dx in span]
+  out = jnp.stack(maps, axis=-1)
+  # The last step has no successor: zeros keep T unchanged.
+  return jnp.pad(out, ((0, 0), (0, 1), (0, 0), (0, 0), (0, 0)))

@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cvision.models import code_embedding
+
 Array = jax.Array
 Triple = tuple[int, int, int]
 
@@ -293,6 +295,10 @@ class S3D(nn.Module):
       many channels before the stem. Not in the paper: for wide code
       embeddings at 1/4 of the pixel grid (e.g. 256-d at CR ~30) the 7x7
       first conv otherwise costs ~20x RGB's (docs/benchmarks.md).
+    input_correlation: if > 0, the cosine similarity of each input cell with
+      its neighbours up to this many cells away one step later
+      (`code_embedding.temporal_correlation`) joins the input channels. Not
+      in the paper: on codes it shows where a cell's content went.
     dtype: computation dtype (parameters stay float32; logits are float32).
   """
   num_classes: int
@@ -303,6 +309,7 @@ class S3D(nn.Module):
   head: str = 'video'
   dropout_rate: float = 0.5
   input_projection: int = 0
+  input_correlation: int = 0
   dtype: Any = jnp.float32
 
   def _ch(self, c: int) -> int:
@@ -334,6 +341,9 @@ class S3D(nn.Module):
     s, d, ch = self.stem, self.dtype, self._ch
     ends = {}
     x = x.astype(d)
+    if self.input_correlation:
+      x = jnp.concatenate([x, code_embedding.temporal_correlation(
+          x, self.input_correlation).astype(x.dtype)], axis=-1)
     if self.input_projection:
       x = nn.Dense(self.input_projection, dtype=d,
                    name='Input_projection_1x1x1')(x)

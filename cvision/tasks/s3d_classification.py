@@ -77,6 +77,10 @@ def default_model_config() -> ml_collections.ConfigDict:
       # the stem (not in the paper; cheaper for wide embeddings, see
       # `s3d.S3D.input_projection`).
       'code_projection_channels': 0,
+      # codes only: > 0 adds the cosine similarity of each code cell with
+      # its neighbours up to this many cells away one step later as input
+      # channels (not in the paper; `code_embedding.temporal_correlation`).
+      'code_correlation_radius': 0,
   })
 
 
@@ -310,6 +314,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
       dropout_rate=m.dropout_rate,
       input_projection=(m.code_projection_channels
                         if input_type == 'codes' else 0),
+      input_correlation=(m.code_correlation_radius
+                         if input_type == 'codes' else 0),
       # S3D computes in its `dtype` whatever its parameters' dtype is.
       dtype=precision.compute_dtype(
           config.get('train', {}).get('compute_dtype', 'float32')))

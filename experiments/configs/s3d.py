@@ -184,6 +184,9 @@ def get_config(arg: str | None = None):
   # codes: > 0 = a 1x1x1 projection of the code embeddings before the stem
   # (not in the paper; pays off for wide embeddings at 1/4 of the pixel grid).
   c.model.code_projection_channels = 0
+  # codes only: > 0 adds each code cell's similarity to its neighbours one
+  # step later (up to this many cells away) as input channels.
+  c.model.code_correlation_radius = 0
 
   # The frozen codec, for codes and reconstructions.
   c.codec = base.ml_collections.ConfigDict()

@@ -51,3 +51,29 @@ def test_bad_inputs_raise():
     code_embedding.embed_codes(BOOKS, np.zeros((4, 2), np.float32))
   with pytest.raises(ValueError, match='codebooks'):
     code_embedding.CodeEmbedding().apply({}, np.zeros((4, 2), np.int32))
+
+
+def test_temporal_correlation_finds_where_a_cell_went():
+  # Background cells hold e0; one cell holds e1 at (1, 1), then at (1, 2):
+  # it moved one cell right.
+  x = np.zeros((1, 3, 3, 4, 2), np.float32)
+  x[..., 0] = 2.0  # Cosine ignores the norm.
+  x[0, 0, 1, 1] = [0.0, 3.0]
+  x[0, 1, 1, 2] = [0.0, 1.0]
+  out = np.asarray(code_embedding.temporal_correlation(jnp.asarray(x), 1))
+  assert out.shape == (1, 3, 3, 4, 9)
+  # Channel (dy + 1) * 3 + (dx + 1); the moved cell matches only at dx=+1.
+  np.testing.assert_allclose(out[0, 0, 1, 1].reshape(3, 3),
+                             [[0, 0, 0], [0, 0, 1], [0, 0, 0]], atol=1e-6)
+  # A still background cell matches its in-frame neighbours but the one
+  # the e1 cell entered; out of frame reads 0.
+  np.testing.assert_allclose(out[0, 0, 0, 0].reshape(3, 3),
+                             [[0, 0, 0], [0, 1, 1], [0, 1, 1]], atol=1e-6)
+  np.testing.assert_allclose(out[0, 0, 0, 1].reshape(3, 3),
+                             [[0, 0, 0], [1, 1, 1], [1, 1, 0]], atol=1e-6)
+  # The last step has no successor.
+  np.testing.assert_array_equal(out[0, 2], 0.0)
+  with pytest.raises(ValueError, match='radius must be >= 1'):
+    code_embedding.temporal_correlation(jnp.asarray(x), 0)
+  with pytest.raises(ValueError, match=r'\[B, T, H, W, C\]'):
+    code_embedding.temporal_correlation(jnp.asarray(x[0]), 1)

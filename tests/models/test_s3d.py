@@ -217,6 +217,23 @@ def test_input_projection_narrows_what_the_stem_reads():
     assert ends[name].shape == plain_ends[name].shape
 
 
+def test_input_correlation_adds_channels_and_keeps_shapes():
+  model = _model('quarter', input_correlation=1)
+  (_, ends), variables = _shapes(model, GRIDS['quarter'], 8)
+  (_, plain_ends), plain = _shapes(_model('quarter'), GRIDS['quarter'], 8)
+  # The first (1x7x7) kernel reads 8 + 9 channels instead of 8.
+  first = lambda v: variables_kernel(v, 'Conv3d_1a_7x7').shape
+  assert first(variables)[-2] == 17 and first(plain)[-2] == 8
+  for name in ('Conv3d_1a_7x7', 'Mixed_5c'):
+    assert ends[name].shape == plain_ends[name].shape
+
+
+def variables_kernel(variables, layer):
+  kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(
+      variables['params'][layer]) if 'kernel' in jax.tree_util.keystr(path)]
+  return kernels[0]
+
+
 def test_full_first_conv_keeps_shapes_with_one_7x7x7_kernel():
   stem = s3d.stem_for_input(GRIDS['quarter'], RGB_THW, conv1_separable=False)
   assert stem.strides == s3d.stem_for_input(GRIDS['quarter'], RGB_THW).strides

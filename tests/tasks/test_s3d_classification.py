@@ -139,6 +139,16 @@ def test_stem_conv1_separable_reaches_both_stems(codec_run):
     assert full.stem.strides == separable.stem.strides
 
 
+def test_code_correlation_reaches_the_codes_model_only(codec_run):
+  codes = tasks.build_task(_config('tiny,codes', codec_run)).extras['model']()
+  assert codes.input_correlation == 0  # Off unless asked for.
+  codes = tasks.build_task(_config('tiny,codes', codec_run,
+                                   code_correlation_radius=1))
+  assert codes.extras['model']().input_correlation == 1
+  rgb = tasks.build_task(_config('tiny', code_correlation_radius=1))
+  assert rgb.extras['model']().input_correlation == 0
+
+
 def test_codes_are_read_with_the_codec_checkpoint_that_wrote_them(
     codec_run, tmp_path):
   config = _config('tiny,codes', codec_run)
