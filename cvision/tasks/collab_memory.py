@@ -47,6 +47,7 @@ from data_pipelines import input_pipeline
 
 NAME = 'collab_memory'
 STRATEGIES = ('batch_reduction', 'multi_iteration')
+CLIP_SAMPLINGS = ('starts', 'segments')
 VIDEO_KEY = 'video'
 LABEL_KEY = 'label'
 
@@ -55,6 +56,8 @@ def default_cm_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       'num_clips': 4,  # N clips per video per step (1 = clip-level training).
       'clip_frames': 8,
+      # How training clips spread over a video (`segment_clip_starts`).
+      'clip_sampling': 'starts',  # starts | segments
       'memory': 'associative',  # associative | average | none
       'infusion': 'gating',  # gating | residual
       'reduction': 4,  # Channel reduction ratio r of the memory.
@@ -73,6 +76,9 @@ def resolve_cm_config(cm_config: Any) -> ml_collections.ConfigDict:
   if config.memory not in (*collab_memory.INTERACTIONS, 'none'):
     raise ValueError(f'config.cm.memory={config.memory!r}: expected one of '
                      f"{(*collab_memory.INTERACTIONS, 'none')}.")
+  if config.clip_sampling not in CLIP_SAMPLINGS:
+    raise ValueError(f'config.cm.clip_sampling={config.clip_sampling!r}: '
+                     f'expected one of {CLIP_SAMPLINGS}.')
   if config.num_clips < 1 or config.clip_frames < 1:
     raise ValueError('config.cm.num_clips and config.cm.clip_frames must be '
                      f'>= 1, got {config.num_clips}, {config.clip_frames}.')
@@ -80,18 +86,41 @@ def resolve_cm_config(cm_config: Any) -> ml_collections.ConfigDict:
 
 
 def segment_clip_starts(rng: jax.Array, num_frames: int, num_clips: int,
-                        clip_frames: int) -> jax.Array:
+                        clip_frames: int,
+                        sampling: str = 'starts') -> jax.Array:
   """One random start per segment: `[num_clips]` ints (Sec. 3.1).
 
-  The valid starts `[0, T - clip_frames]` are cut into `num_clips` equal
-  segments; a start is uniform in its segment.
+  `sampling`:
+  * 'starts': the valid starts `[0, T - clip_frames]` are cut into
+    `num_clips` equal segments; a start is uniform in its segment. Clips
+    cover the whole video, and a clip may reach into the next segment.
+  * 'segments': the video itself is cut into `num_clips` equal segments and
+    each clip lies inside its own, start uniform over the starts that keep
+    it there (TSN's snippet per segment). Test clips, uniformly spaced, then
+    see what training clips see when the video's content changes at those
+    boundaries; it needs segments of at least `clip_frames` frames.
   """
+  if sampling not in CLIP_SAMPLINGS:
+    raise ValueError(f'clip sampling {sampling!r}: expected one of '
+                     f'{CLIP_SAMPLINGS}.')
   last = num_frames - clip_frames
   if last < 0:
     raise ValueError(f'Videos of {num_frames} frames are shorter than the '
                      f'clips of {clip_frames}.')
-  edges = jnp.linspace(0.0, last + 1, num_clips + 1)
   u = jax.random.uniform(rng, (num_clips,))
+  if sampling == 'segments':
+    bounds = [k * num_frames // num_clips for k in range(num_clips + 1)]
+    shortest = min(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+    if shortest < clip_frames:
+      raise ValueError(
+          f"clip sampling 'segments': {num_frames} frames cut into "
+          f'{num_clips} segments give segments of {shortest} frames, '
+          f"shorter than the clips of {clip_frames}; use 'starts'.")
+    first = jnp.asarray(bounds[:-1], jnp.float32)
+    choices = jnp.asarray(bounds[1:], jnp.float32) - first - clip_frames + 1
+    starts = jnp.floor(first + u * choices).astype(jnp.int32)
+    return jnp.minimum(starts, jnp.asarray(bounds[1:]) - clip_frames)
+  edges = jnp.linspace(0.0, last + 1, num_clips + 1)
   starts = jnp.floor(edges[:-1] + u * (edges[1:] - edges[:-1]))
   return jnp.clip(starts.astype(jnp.int32), 0, last)
 
@@ -199,7 +228,7 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     video = batch[VIDEO_KEY]
     clip_rng, dropout_rng, head_rng = jax.random.split(rng, 3)
     starts = segment_clip_starts(clip_rng, video.shape[1], cm.num_clips,
-                                 cm.clip_frames)
+                                 cm.clip_frames, cm.clip_sampling)
     clips = frames(params, gather_clips(video, starts, cm.clip_frames))
     features, new_collections = backbone_features(
         params, collections, clips, True, dropout_rng)

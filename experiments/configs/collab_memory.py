@@ -158,6 +158,7 @@ def get_config(arg: str | None = None):
   c.cm = base.ml_collections.ConfigDict()
   c.cm.num_clips = 4
   c.cm.clip_frames = 8
+  c.cm.clip_sampling = 'starts'  # starts | segments (clips inside segments)
   c.cm.memory = 'associative'  # associative | average | none
   c.cm.infusion = 'gating'  # gating | residual
   c.cm.reduction = 4

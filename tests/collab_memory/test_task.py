@@ -28,6 +28,29 @@ def test_one_start_per_segment():
     task_lib.segment_clip_starts(jax.random.key(0), 4, 2, 8)
 
 
+def test_clips_inside_their_segments():
+  seen = set()
+  for seed in range(50):
+    starts = np.asarray(task_lib.segment_clip_starts(
+        jax.random.key(seed), num_frames=40, num_clips=4, clip_frames=8,
+        sampling='segments'))
+    # Segments [0, 10), [10, 20), [20, 30), [30, 40): starts 0-2, 10-12, ...
+    np.testing.assert_array_less(np.array([-1, 9, 19, 29]), starts)
+    np.testing.assert_array_less(starts, np.array([3, 13, 23, 33]))
+    seen.update(int(s) - 10 * k for k, s in enumerate(starts))
+  assert seen == {0, 1, 2}  # Every allowed offset comes up.
+  # Segments exactly one clip long: the clips are the segments.
+  np.testing.assert_array_equal(task_lib.segment_clip_starts(
+      jax.random.key(0), 32, 4, 8, 'segments'), [0, 8, 16, 24])
+  with pytest.raises(ValueError, match='segments of 7 frames, shorter than '
+                     'the clips of 8'):
+    task_lib.segment_clip_starts(jax.random.key(0), 28, 4, 8, 'segments')
+  with pytest.raises(ValueError, match="clip sampling 'middle'"):
+    task_lib.segment_clip_starts(jax.random.key(0), 32, 4, 8, 'middle')
+  with pytest.raises(ValueError, match='config.cm.clip_sampling'):
+    task_lib.resolve_cm_config({'clip_sampling': 'middle'})
+
+
 @pytest.mark.parametrize(
     'variant', ['odd_one_out', 'odd_translation', 'count_rotations'])
 def test_dataset_presets_match_the_dataset_classes(variant):
