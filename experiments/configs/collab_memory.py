@@ -114,6 +114,8 @@ def _count_rotations(c):
   _odd_one_out(c)
   c.data.builder_kwargs.config = 'count_rotations'
   c.model.num_classes = 5  # 0-4 rotating segments.
+  # Each training clip inside one segment, as the test clips are.
+  c.cm.clip_sampling = 'segments'
 
 
 def _finetune(c):

@@ -61,6 +61,8 @@ def test_dataset_presets_match_the_dataset_classes(variant):
   assert config.data.builder_kwargs.config == variant
   assert config.model.num_classes == len(generator.label_names)
   assert config.train.steps == 600
+  want = 'segments' if variant == 'count_rotations' else 'starts'
+  assert config.cm.clip_sampling == want
 
 
 def test_gather_clips():
