@@ -222,13 +222,13 @@ def test_input_correlation_adds_channels_and_keeps_shapes():
   (_, ends), variables = _shapes(model, GRIDS['quarter'], 8)
   (_, plain_ends), plain = _shapes(_model('quarter'), GRIDS['quarter'], 8)
   # The first (1x7x7) kernel reads 8 + 9 channels instead of 8.
-  first = lambda v: variables_kernel(v, 'Conv3d_1a_7x7').shape
+  first = lambda v: _first_kernel(v, 'Conv3d_1a_7x7').shape
   assert first(variables)[-2] == 17 and first(plain)[-2] == 8
   for name in ('Conv3d_1a_7x7', 'Mixed_5c'):
     assert ends[name].shape == plain_ends[name].shape
 
 
-def variables_kernel(variables, layer):
+def _first_kernel(variables, layer):
   kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(
       variables['params'][layer]) if 'kernel' in jax.tree_util.keystr(path)]
   return kernels[0]
