@@ -5,7 +5,7 @@ r"""Linear probe: how much of the motion class do a code dataset's clips hold?
 
 Embeds each video's middle clip of `--clip_frames` code steps in the frozen
 codec's codebooks, takes the cosine similarity of every code cell with its
-neighbours one step later (`code_embedding.temporal_correlation`, (2r+1)^2
+neighbours one step later (`cvision.codec.probe.clip_correlations`, (2r+1)^2
 numbers per cell) and averages each over the clip: a handful of numbers per
 clip. A logistic regression fits them to the label on `--fit_split` and is
 scored on `--score_split`.
@@ -23,11 +23,10 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import jax.numpy as jnp
 import numpy as np
-from sklearn import linear_model
 import tensorflow_datasets as tfds
 
 from cvision.codec import frozen
-from cvision.models import code_embedding
+from cvision.codec import probe
 
 _CODEC = flags.DEFINE_string('codec_workdir', None,
                              'The codec run that wrote the codes.')
@@ -42,32 +41,6 @@ _SCORE_SPLIT = flags.DEFINE_string('score_split', 'test', 'Split to score.')
 _VIDEOS = flags.DEFINE_integer('videos', 1024,
                                'At most this many videos per split.')
 flags.mark_flags_as_required(['codec_workdir', 'dataset_dir'])
-
-
-def clip_correlations(codebooks: np.ndarray, codes: np.ndarray,
-                      clip_frames: int, radius: int) -> np.ndarray:
-  """`[B, T, H, W, N]` codes -> `[B, (2r+1)^2]` mean correlations.
-
-  The middle `clip_frames` steps of each video; the last step of the clip,
-  which has no successor inside it, is left out of the mean.
-  """
-  length = codes.shape[1]
-  if clip_frames < 2 or clip_frames > length:
-    raise ValueError(f'--clip_frames={clip_frames}: the codes have {length} '
-                     'time steps, and a clip needs at least 2.')
-  start = (length - clip_frames) // 2
-  clip = jnp.asarray(codes[:, start:start + clip_frames])
-  embedded = code_embedding.embed_codes(codebooks, clip)
-  corr = code_embedding.temporal_correlation(embedded, radius)[:, :-1]
-  return np.asarray(jnp.mean(corr, axis=(1, 2, 3)))
-
-
-def fit_and_score(fit_x, fit_y, score_x, score_y) -> float:
-  """Standardised logistic regression; accuracy on the scored set."""
-  mean, std = fit_x.mean(0), fit_x.std(0) + 1e-6
-  probe = linear_model.LogisticRegression(max_iter=5000, C=10.0)
-  probe.fit((fit_x - mean) / std, fit_y)
-  return float(probe.score((score_x - mean) / std, score_y))
 
 
 def _split(builder, split: str, limit: int):
@@ -93,10 +66,10 @@ def main(argv):
   features = {}
   for split in (_FIT_SPLIT.value, _SCORE_SPLIT.value):
     codes, labels = _split(builder, split, _VIDEOS.value)
-    features[split] = (clip_correlations(books, codes, _CLIP_FRAMES.value,
-                                         _RADIUS.value), labels)
-  accuracy = fit_and_score(*features[_FIT_SPLIT.value],
-                           *features[_SCORE_SPLIT.value])
+    features[split] = (probe.clip_correlations(
+        books, codes, _CLIP_FRAMES.value, _RADIUS.value), labels)
+  accuracy = probe.fit_and_score(*features[_FIT_SPLIT.value],
+                                 *features[_SCORE_SPLIT.value])
   labels = features[_SCORE_SPLIT.value][1]
   majority = np.bincount(labels).max() / len(labels)
   print(f'code motion probe accuracy {100 * accuracy:.1f}% on {len(labels)} '

@@ -19,6 +19,11 @@ means a code says little about what is at its place, only that something
 there changed: the network must learn to track changes, not to read content.
 sklearn's LogisticRegression: a probe is a well-known estimator, nothing to
 write here.
+
+`clip_correlations` and `fit_and_score` probe a whole clip instead: does a
+handful of global statistics (each cell's similarity to its neighbours one
+step later, averaged over the clip) tell the clip's label
+(`experiments/probe_code_motion.py`)?
 """
 from __future__ import annotations
 
@@ -165,3 +170,36 @@ def format_table(codes: Mapping[str, float], pixels: Mapping[str, float],
   lines.append(f'Balanced accuracy on {cells} held-out cells, '
                f'{100 * moving_fraction:.1f}% of them moving; chance is 50%.')
   return '\n'.join(lines)
+
+
+def clip_correlations(codebooks: np.ndarray, codes: np.ndarray,
+                      clip_frames: int, radius: int) -> np.ndarray:
+  """`[B, T, H, W, N]` codes -> `[B, (2r+1)^2]` mean correlations.
+
+  The middle `clip_frames` steps of each video, embedded in `codebooks`
+  (`[N, K, D]`); `code_embedding.temporal_correlation` per cell, averaged
+  over the clip. The clip's last step, which has no successor inside it, is
+  left out of the mean.
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp
+  from cvision.models import code_embedding
+  length = codes.shape[1]
+  if clip_frames < 2 or clip_frames > length:
+    raise ValueError(f'clip_frames={clip_frames}: the codes have {length} '
+                     'time steps, and a clip needs at least 2.')
+  start = (length - clip_frames) // 2
+  clip = jnp.asarray(codes[:, start:start + clip_frames])
+  embedded = code_embedding.embed_codes(codebooks, clip)
+  corr = code_embedding.temporal_correlation(embedded, radius)[:, :-1]
+  return np.asarray(jnp.mean(corr, axis=(1, 2, 3)))
+
+
+def fit_and_score(fit_x: np.ndarray, fit_y: np.ndarray, score_x: np.ndarray,
+                  score_y: np.ndarray) -> float:
+  """Standardised logistic regression fit on one set; accuracy on the other."""
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
+  mean, std = fit_x.mean(0), fit_x.std(0) + 1e-6
+  model = LogisticRegression(max_iter=5000, C=10.0)
+  model.fit((fit_x - mean) / std, fit_y)
+  return float(model.score((score_x - mean) / std, score_y))

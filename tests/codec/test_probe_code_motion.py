@@ -1,4 +1,4 @@
-"""experiments/probe_code_motion.py: correlations of moving codes, the probe."""
+"""The clip probe of experiments/probe_code_motion.py: correlations, fit."""
 import os
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import probe_code_motion
+from cvision.codec import probe
 from tests.conftest import REPO_ROOT
 
 PROBE = os.path.join(REPO_ROOT, 'experiments', 'probe_code_motion.py')
@@ -24,7 +24,7 @@ def _moving_dot(dx, steps=4, size=6):
 
 def test_mean_correlations_point_along_the_motion():
   codes = np.stack([_moving_dot(1), _moving_dot(-1)])
-  feats = probe_code_motion.clip_correlations(BOOKS, codes, 4, 1)
+  feats = probe.clip_correlations(BOOKS, codes, 4, 1)
   assert feats.shape == (2, 9)
   # Channel (dy + 1) * 3 + (dx + 1): dx=+1 is 5, dx=-1 is 3. Each mean is
   # over 3 steps x 36 cells; the dot's cell adds 1 in its own direction and
@@ -32,18 +32,18 @@ def test_mean_correlations_point_along_the_motion():
   right, left = feats
   assert right[5] > right[3] and left[3] > left[5]
   np.testing.assert_allclose(right[5] - right[3], left[3] - left[5])
-  with pytest.raises(ValueError, match='--clip_frames=5'):
-    probe_code_motion.clip_correlations(BOOKS, codes, 5, 1)
+  with pytest.raises(ValueError, match='clip_frames=5'):
+    probe.clip_correlations(BOOKS, codes, 5, 1)
 
 
 def test_probe_separates_directions_it_is_given():
   rng = np.random.default_rng(0)
   codes = np.stack([_moving_dot(dx) for dx in (1, -1) * 8])
   labels = np.array([0, 1] * 8)
-  feats = probe_code_motion.clip_correlations(BOOKS, codes, 4, 1)
+  feats = probe.clip_correlations(BOOKS, codes, 4, 1)
   feats = feats + 0.01 * rng.standard_normal(feats.shape)
-  assert probe_code_motion.fit_and_score(feats[:8], labels[:8], feats[8:],
-                                         labels[8:]) == 1.0
+  assert probe.fit_and_score(feats[:8], labels[:8], feats[8:],
+                             labels[8:]) == 1.0
 
 
 def test_missing_dataset_is_named(tmp_path):
