@@ -299,6 +299,9 @@ class S3D(nn.Module):
       its neighbours up to this many cells away one step later
       (`code_embedding.temporal_correlation`) joins the input channels. Not
       in the paper: on codes it shows where a cell's content went.
+    input_correlation_only: the network reads the correlations alone, not
+      the input itself (needs `input_correlation`). On codes this leaves the
+      cells' content out and keeps only where it moved.
     dtype: computation dtype (parameters stay float32; logits are float32).
   """
   num_classes: int
@@ -310,6 +313,7 @@ class S3D(nn.Module):
   dropout_rate: float = 0.5
   input_projection: int = 0
   input_correlation: int = 0
+  input_correlation_only: bool = False
   dtype: Any = jnp.float32
 
   def _ch(self, c: int) -> int:
@@ -341,9 +345,14 @@ class S3D(nn.Module):
     s, d, ch = self.stem, self.dtype, self._ch
     ends = {}
     x = x.astype(d)
+    if self.input_correlation_only and not self.input_correlation:
+      raise ValueError('input_correlation_only needs input_correlation >= 1 '
+                       '(the neighbourhood radius), got 0.')
     if self.input_correlation:
-      x = jnp.concatenate([x, code_embedding.temporal_correlation(
-          x, self.input_correlation).astype(x.dtype)], axis=-1)
+      correlation = code_embedding.temporal_correlation(
+          x, self.input_correlation).astype(x.dtype)
+      x = (correlation if self.input_correlation_only
+           else jnp.concatenate([x, correlation], axis=-1))
     if self.input_projection:
       x = nn.Dense(self.input_projection, dtype=d,
                    name='Input_projection_1x1x1')(x)

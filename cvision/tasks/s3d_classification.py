@@ -81,6 +81,9 @@ def default_model_config() -> ml_collections.ConfigDict:
       # its neighbours up to this many cells away one step later as input
       # channels (not in the paper; `code_embedding.temporal_correlation`).
       'code_correlation_radius': 0,
+      # codes only: True feeds S3D the correlations alone, without the
+      # embeddings (needs code_correlation_radius > 0).
+      'code_correlation_only': False,
   })
 
 
@@ -91,6 +94,11 @@ def resolve_model_config(model_config: Any) -> ml_collections.ConfigDict:
   if config.head not in HEADS:
     raise ValueError(f'config.model.head={config.head!r}: expected one of '
                      f'{HEADS}.')
+  if config.code_correlation_only and config.code_correlation_radius < 1:
+    raise ValueError(
+        'config.model.code_correlation_only=True feeds S3D the code '
+        'correlations alone: set config.model.code_correlation_radius >= 1 '
+        f'(got {config.code_correlation_radius}).')
   return config
 
 
@@ -316,6 +324,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
                         if input_type == 'codes' else 0),
       input_correlation=(m.code_correlation_radius
                          if input_type == 'codes' else 0),
+      input_correlation_only=(m.code_correlation_only
+                              and input_type == 'codes'),
       # S3D computes in its `dtype` whatever its parameters' dtype is.
       dtype=precision.compute_dtype(
           config.get('train', {}).get('compute_dtype', 'float32')))

@@ -187,6 +187,8 @@ def get_config(arg: str | None = None):
   # codes only: > 0 adds each code cell's similarity to its neighbours one
   # step later (up to this many cells away) as input channels.
   c.model.code_correlation_radius = 0
+  # codes only: True reads the correlations alone, not the embeddings.
+  c.model.code_correlation_only = False
 
   # The frozen codec, for codes and reconstructions.
   c.codec = base.ml_collections.ConfigDict()

@@ -228,6 +228,24 @@ def test_input_correlation_adds_channels_and_keeps_shapes():
     assert ends[name].shape == plain_ends[name].shape
 
 
+def test_input_correlation_only_reads_the_correlations_alone():
+  model = _model('quarter', input_correlation=1, input_correlation_only=True)
+  (_, ends), variables = _shapes(model, GRIDS['quarter'], 8)
+  assert _first_kernel(variables, 'Conv3d_1a_7x7').shape[-2] == 9
+  (_, plain_ends), _ = _shapes(_model('quarter'), GRIDS['quarter'], 8)
+  assert ends['Mixed_5c'].shape == plain_ends['Mixed_5c'].shape
+  # Codes whose content changes but whose correlations do not give the same
+  # logits: scaling every embedding leaves cosine similarities unchanged.
+  x = jax.random.normal(jax.random.key(1), (2, *GRIDS['quarter'], 8))
+  variables = model.init(jax.random.key(0), x, train=False)
+  logits = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(model.apply(variables, 3.0 * x, train=False),
+                             logits, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match='needs input_correlation >= 1'):
+    _shapes(_model('quarter', input_correlation_only=True),
+            GRIDS['quarter'], 8)
+
+
 def _first_kernel(variables, layer):
   kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(
       variables['params'][layer]) if 'kernel' in jax.tree_util.keystr(path)]

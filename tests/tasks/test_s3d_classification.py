@@ -147,6 +147,13 @@ def test_code_correlation_reaches_the_codes_model_only(codec_run):
   assert codes.extras['model']().input_correlation == 1
   rgb = tasks.build_task(_config('tiny', code_correlation_radius=1))
   assert rgb.extras['model']().input_correlation == 0
+  only = tasks.build_task(_config('tiny,codes', codec_run,
+                                  code_correlation_radius=1,
+                                  code_correlation_only=True))
+  assert only.extras['model']().input_correlation_only
+  with pytest.raises(ValueError, match='code_correlation_radius >= 1'):
+    tasks.build_task(_config('tiny,codes', codec_run,
+                             code_correlation_only=True))
 
 
 def test_codes_are_read_with_the_codec_checkpoint_that_wrote_them(
