@@ -12,7 +12,10 @@ Inputs, one network each (paper App. E.1: only the stem's strides differ):
   codes/4 cpu30  a 1/4 code grid, 2 codebooks of 64 x 16-d (`codec.py:cpu30`,
            CR 32 at 64x64), with S3D's separable first conv;
   codes/4 cpu30 full  the same with one full 3x3x3 first conv, as the
-           codes preset has it (`model.stem_conv1_separable=False`).
+           codes preset has it (`model.stem_conv1_separable=False`);
+  codes/4 cpu30 corr  the same network reading only the cells' cosine
+           similarities with their 3x3 neighbours one step later
+           (`s3d.py:codes,motion`), computed on device from the codes.
 The code inputs include the on-device codebook lookup. Ratios are RGB time
 over codes time, measured in this run. Random weights and inputs: speed does
 not depend on training. Memory is XLA's compiled footprint (arguments +
@@ -45,12 +48,14 @@ SIZES = {
 }
 # name: (spatial downsampling, codebooks N, entries K, entry dim D,
 #        input projection channels, full first conv kernel or None for S3D's
-#        separable 7x7x7); None = RGB.
-INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256, 0, None),
-          'codes/4+proj': (4, 1, 8192, 256, 32, None),
-          'codes/16': (16, 2, 4096, 128, 0, None),
-          'codes/4 cpu30': (4, 2, 64, 16, 0, None),
-          'codes/4 cpu30 full': (4, 2, 64, 16, 0, (3, 3, 3))}
+#        separable 7x7x7, correlation radius read instead of the embeddings
+#        or 0); None = RGB.
+INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256, 0, None, 0),
+          'codes/4+proj': (4, 1, 8192, 256, 32, None, 0),
+          'codes/16': (16, 2, 4096, 128, 0, None, 0),
+          'codes/4 cpu30': (4, 2, 64, 16, 0, None, 0),
+          'codes/4 cpu30 full': (4, 2, 64, 16, 0, (3, 3, 3), 0),
+          'codes/4 cpu30 corr': (4, 2, 64, 16, 0, (3, 3, 3), 1)}
 
 
 def _time(fn, *args, repeats):
@@ -75,10 +80,10 @@ def measure(name, thw, batch, width, repeats):
   t, h, w = thw
   spec = INPUTS[name]
   if spec is None:
-    stem, codebooks, projection = s3d.StemConfig(), None, 0
+    stem, codebooks, projection, correlation = s3d.StemConfig(), None, 0, 0
     inputs = jnp.asarray(rng.random((batch, t, h, w, 3), np.float32))
   else:
-    factor, n, k, d, projection, full_kernel = spec
+    factor, n, k, d, projection, full_kernel, correlation = spec
     stem = s3d.stem_for_input((t, h // factor, w // factor), thw,
                               conv1_separable=full_kernel is None,
                               conv1_kernel=full_kernel or (7, 7, 7))
@@ -86,7 +91,8 @@ def measure(name, thw, batch, width, repeats):
     inputs = jnp.asarray(rng.integers(
         0, k, (batch, t, h // factor, w // factor, n)).astype(np.uint16))
   model = s3d.S3D(num_classes=400, width_multiplier=width, stem=stem,
-                  input_projection=projection)
+                  input_projection=projection, input_correlation=correlation,
+                  input_correlation_only=correlation > 0)
   labels = jnp.asarray(rng.integers(0, 400, (batch,)))
 
   def features(x):

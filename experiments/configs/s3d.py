@@ -19,6 +19,9 @@ Presets (after the colon; comma-separated presets apply in order, e.g.
 | codes           | input: codes embedded in the frozen codebook (App. E.1),  |
 |                 | read by one full 3x3x3 first conv (see below)             |
 | reconstructions | input: codes decoded by the frozen codec, as frames       |
+| motion          | after codes: S3D reads each code cell's similarity with   |
+|                 | its 3x3 neighbours one step later instead of the          |
+|                 | embeddings (labels defined by motion; see below)          |
 | frame           | per-frame head and labels on `dense` moving digits        |
 |                 | (32 frames, 4 motion segments; COIN-like, Sec. 4.4)       |
 | nn_crops        | codes: random nearest-neighbour crops of the code grid,  |
@@ -88,6 +91,15 @@ def _codes(c):
   c.model.stem_conv1_kernel = (3, 3, 3)
 
 
+def _motion(c):
+  # After `codes`: S3D reads where each code cell's content went (its cosine
+  # similarity with its 3x3 neighbours one step later), not the content.
+  if c.input != 'codes':
+    raise ValueError("The 'motion' preset reads codes: use 'codes,motion'.")
+  c.model.code_correlation_radius = 1
+  c.model.code_correlation_only = True
+
+
 def _frame(c):
   c.model.head = 'frame'
   c.data.builder_kwargs.config = 'dense'  # 32 frames, 4 labelled segments.
@@ -153,6 +165,7 @@ PRESETS = {
     'rgb': _input('rgb'),
     'codes': _codes,
     'reconstructions': _input('reconstructions'),
+    'motion': _motion,
     'frame': _frame,
     'nn_crops': _code_augment('nn_crop', 'nn_crop', 4),
     'learned_crops': _code_augment('learned', 'learned', 4),

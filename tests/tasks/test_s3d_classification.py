@@ -147,10 +147,11 @@ def test_code_correlation_reaches_the_codes_model_only(codec_run):
   assert codes.extras['model']().input_correlation == 1
   rgb = tasks.build_task(_config('tiny', code_correlation_radius=1))
   assert rgb.extras['model']().input_correlation == 0
-  only = tasks.build_task(_config('tiny,codes', codec_run,
-                                  code_correlation_radius=1,
-                                  code_correlation_only=True))
+  only = tasks.build_task(_config('tiny,codes,motion', codec_run))
   assert only.extras['model']().input_correlation_only
+  assert only.extras['model']().input_correlation == 1
+  with pytest.raises(ValueError, match="use 'codes,motion'"):
+    s3d_configs.get_config('tiny,motion')
   with pytest.raises(ValueError, match='code_correlation_radius >= 1'):
     tasks.build_task(_config('tiny,codes', codec_run,
                              code_correlation_only=True))
