@@ -81,7 +81,8 @@ def temporal_correlation(x: Array, radius: int = 1) -> Array:
 
   `[B, T, H, W, C]` -> `[B, T, H, W, (2r+1)^2]`: channel `(dy + r) * (2r+1)
   + (dx + r)` holds `cos(x[t, y, x], x[t+1, y+dy, x+dx])`. Out-of-frame
-  neighbours and the last time step read 0.
+  neighbours read 0; the last time step, which has no successor, repeats
+  the one before it.
 
   Why: a cell of neural codes that moves by a fraction of a cell mostly
   changes its index, so a linear filter and a rectifier over code
@@ -106,5 +107,8 @@ def temporal_correlation(x: Array, radius: int = 1) -> Array:
   maps = [jnp.sum(now * padded[:, :, dy:dy + h, dx:dx + w], axis=-1)
           for dy in span for dx in span]
   out = jnp.stack(maps, axis=-1)
-  # The last step has no successor: zeros keep T unchanged.
-  return jnp.pad(out, ((0, 0), (0, 1), (0, 0), (0, 0), (0, 0)))
+  # The last step has no successor. Repeating the one before keeps T and
+  # keeps the input alike at every step: with a step of zeros instead, a
+  # network trained on 8-step clips learnt where the clip ends, and scored
+  # 52% on 16-step clips against 76% on 8 (README, "S3D on codes").
+  return jnp.concatenate([out, out[:, -1:]], axis=1)
