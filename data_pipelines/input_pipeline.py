@@ -134,6 +134,23 @@ def random_temporal_crop(num_frames: int, keys: Sequence[str]):
   return crop
 
 
+def center_temporal_crop(num_frames: int, keys: Sequence[str]):
+  """`example -> example` keeping the middle `num_frames` frames.
+
+  The deterministic counterpart of `random_temporal_crop`, for evaluation;
+  with an odd surplus the extra frame is dropped from the end.
+  """
+  def crop(example: dict) -> dict:
+    length = len(example[keys[0]])
+    if length < num_frames:
+      raise ValueError(f'Clips of {length} frames are shorter than the '
+                       f'requested crop of {num_frames}.')
+    start = (length - num_frames) // 2
+    return {k: (v[start:start + num_frames] if k in keys else v)
+            for k, v in example.items()}
+  return crop
+
+
 def to_global(batch: Mapping[str, np.ndarray],
               sharding: NamedSharding) -> dict[str, jax.Array]:
   """Assembles each process's local batch into global sharded arrays."""
@@ -168,12 +185,14 @@ def train_iterator(dataset: grain.MapDataset, *, start_step: int,
 
 def eval_batches(source, *, global_batch_size: int, keys: Sequence[str],
                  sharding: NamedSharding,
-                 max_batches: int | None = None
+                 max_batches: int | None = None,
+                 preprocess: Callable[[dict], dict] | None = None
                  ) -> Iterator[dict[str, jax.Array]]:
   """One ordered pass over a split, padded to whole batches.
 
   Every batch carries `VALID_KEY` (`[B] bool`), False on padding; all
-  processes yield the same number of batches.
+  processes yield the same number of batches. `preprocess` (deterministic,
+  e.g. `center_temporal_crop`) applies to every example.
   """
   local_batch = _local_batch_size(global_batch_size)
   num_examples = len(source)
@@ -184,6 +203,8 @@ def eval_batches(source, *, global_batch_size: int, keys: Sequence[str],
   if max_batches is not None:
     num_batches = min(num_batches, max_batches)
   dataset = _host_slice(grain.MapDataset.source(source)).map(_select(keys))
+  if preprocess is not None:
+    dataset = dataset.map(preprocess)
   filler = dataset[0] if len(dataset) else _select(keys)(source[0])
 
   def local_batches():

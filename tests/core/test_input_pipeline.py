@@ -53,6 +53,24 @@ def test_eval_batches_cover_each_example_once_and_mark_padding():
   assert sorted(labels[valid].tolist()) == list(range(10))
 
 
+def test_eval_batches_can_take_the_middle_clip():
+  source = [{'video': np.arange(7, dtype=np.float32) + 10 * i,
+             'label': np.int64(i)} for i in range(3)]
+  crop = input_pipeline.center_temporal_crop(4, ('video',))
+  # 7 frames, 4 kept: the surplus of 3 leaves 1 before and 2 after.
+  np.testing.assert_array_equal(crop(source[0])['video'], [1, 2, 3, 4])
+  batches = list(input_pipeline.eval_batches(
+      source, global_batch_size=4, keys=('video', 'label'),
+      sharding=sharding.batch_sharding(_mesh()), preprocess=crop))
+  video = np.asarray(batches[0]['video'])
+  assert video.shape == (4, 4)
+  np.testing.assert_array_equal(video[2], [21, 22, 23, 24])
+  np.testing.assert_array_equal(np.asarray(batches[0]['label'])[:3], [0, 1, 2])
+  import pytest
+  with pytest.raises(ValueError, match='shorter than the requested crop'):
+    input_pipeline.center_temporal_crop(8, ('video',))(source[0])
+
+
 def test_missing_keys_and_empty_splits_are_named():
   dataset = input_pipeline.train_dataset(_source(10), global_batch_size=2,
                                          seed=0, keys=('video',))

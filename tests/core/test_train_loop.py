@@ -4,6 +4,8 @@ import os
 import signal
 import types
 
+import ml_collections
+
 from cvision.core import trainer
 
 
@@ -37,7 +39,8 @@ def _run(steps, log_every=100):
                                 checkpoint_every=1000, eval_every=0,
                                 eval_batches=0)
   config = types.SimpleNamespace(
-      train=train, data=types.SimpleNamespace(eval_split='validation'))
+      train=train,
+      data=ml_collections.ConfigDict({'eval_split': 'validation'}))
   return types.SimpleNamespace(config=config, state=0,
                                checkpointer=_Checkpointer())
 
@@ -50,9 +53,33 @@ def _loop(run, step_fn, log):
                              start_step=0)
 
 
+def test_validation_reads_clips_of_the_training_length(monkeypatch):
+  calls = []
+  monkeypatch.setattr(trainer, 'evaluate_split',
+                      lambda run, fn, split, batches, **k: calls.append(
+                          (split, k)) or {'loss': 0.0})
+  run = _run(steps=4)
+  run.config.train.eval_every = 2
+  run.config.data = ml_collections.ConfigDict(
+      {'eval_split': 'validation', 'train_clip_frames': 8})
+  log = []
+  _loop(run, lambda state, batch: (state + 1, {'loss': _Metric(
+      1.0, state + 1, log)}), log)
+  assert calls and all(c == ('validation', {'clip_frames': 8})
+                       for c in calls)
+  # Whole videos when training reads whole videos.
+  calls.clear()
+  run.config.data.train_clip_frames = 0
+  run.state = 0
+  _loop(run, lambda state, batch: (state + 1, {'loss': _Metric(
+      1.0, state + 1, log)}), log)
+  assert calls and calls[0] == ('validation', {'clip_frames': 0})
+
+
 def test_the_host_waits_for_the_previous_step_before_dispatching_more(
     monkeypatch):
-  monkeypatch.setattr(trainer, 'evaluate_split', lambda *a: {'loss': 0.0})
+  monkeypatch.setattr(trainer, 'evaluate_split',
+                      lambda *a, **k: {'loss': 0.0})
   log = []
 
   def step_fn(state, batch):
