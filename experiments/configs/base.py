@@ -35,7 +35,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.train_split = 'train'
   c.data.eval_split = 'validation'
   c.data.batch_size = 8  # Global, over all devices and hosts.
-  # Train on random crops of this many consecutive frames (0 = whole clips).
+  # Train on random crops of this many consecutive frames (0 = whole clips);
+  # validation during training then reads each video's middle crop.
   c.data.train_clip_frames = 0
   c.data.num_threads = 4
 
