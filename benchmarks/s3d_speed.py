@@ -25,6 +25,7 @@ import functools
 import os
 import sys
 import time
+from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,16 +47,31 @@ SIZES = {
     'cpu': ((16, 64, 64), 4, 0.25),
     'paper': ((32, 256, 256), 8, 1.0),
 }
-# name: (spatial downsampling, codebooks N, entries K, entry dim D,
-#        input projection channels, full first conv kernel or None for S3D's
-#        separable 7x7x7, correlation radius read instead of the embeddings
-#        or 0); None = RGB.
-INPUTS = {'rgb': None, 'codes/4': (4, 1, 8192, 256, 0, None, 0),
-          'codes/4+proj': (4, 1, 8192, 256, 32, None, 0),
-          'codes/16': (16, 2, 4096, 128, 0, None, 0),
-          'codes/4 cpu30': (4, 2, 64, 16, 0, None, 0),
-          'codes/4 cpu30 full': (4, 2, 64, 16, 0, (3, 3, 3), 0),
-          'codes/4 cpu30 corr': (4, 2, 64, 16, 0, (3, 3, 3), 1)}
+
+
+class CodeInput(NamedTuple):
+  """A code input: its grid, codebooks and how the stem reads it."""
+  downsampling: int  # Spatial, pixels per code cell along a side.
+  codebooks: int  # N.
+  entries: int  # K.
+  dim: int  # D.
+  projection: int = 0  # 1x1x1 projection channels before the stem, or 0.
+  # One full first conv of this kernel, or None for S3D's separable 7x7x7.
+  full_kernel: tuple[int, int, int] | None = None
+  # > 0: the cells' correlations with neighbours this far away one step
+  # later are read instead of the embeddings.
+  correlation: int = 0
+
+
+# name: CodeInput, or None for RGB.
+INPUTS = {'rgb': None, 'codes/4': CodeInput(4, 1, 8192, 256),
+          'codes/4+proj': CodeInput(4, 1, 8192, 256, projection=32),
+          'codes/16': CodeInput(16, 2, 4096, 128),
+          'codes/4 cpu30': CodeInput(4, 2, 64, 16),
+          'codes/4 cpu30 full': CodeInput(4, 2, 64, 16,
+                                          full_kernel=(3, 3, 3)),
+          'codes/4 cpu30 corr': CodeInput(4, 2, 64, 16, full_kernel=(3, 3, 3),
+                                          correlation=1)}
 
 
 def _time(fn, *args, repeats):
@@ -80,16 +96,19 @@ def measure(name, thw, batch, width, repeats):
   t, h, w = thw
   spec = INPUTS[name]
   if spec is None:
-    stem, codebooks, projection, correlation = s3d.StemConfig(), None, 0, 0
+    stem, codebooks = s3d.StemConfig(), None
     inputs = jnp.asarray(rng.random((batch, t, h, w, 3), np.float32))
   else:
-    factor, n, k, d, projection, full_kernel, correlation = spec
-    stem = s3d.stem_for_input((t, h // factor, w // factor), thw,
-                              conv1_separable=full_kernel is None,
-                              conv1_kernel=full_kernel or (7, 7, 7))
-    codebooks = jnp.asarray(rng.normal(size=(n, k, d)).astype(np.float32))
+    grid = (t, h // spec.downsampling, w // spec.downsampling)
+    stem = s3d.stem_for_input(grid, thw,
+                              conv1_separable=spec.full_kernel is None,
+                              conv1_kernel=spec.full_kernel or (7, 7, 7))
+    codebooks = jnp.asarray(rng.normal(
+        size=(spec.codebooks, spec.entries, spec.dim)).astype(np.float32))
     inputs = jnp.asarray(rng.integers(
-        0, k, (batch, t, h // factor, w // factor, n)).astype(np.uint16))
+        0, spec.entries, (batch, *grid, spec.codebooks)).astype(np.uint16))
+  projection, correlation = (spec.projection, spec.correlation) if spec else (
+      0, 0)
   model = s3d.S3D(num_classes=400, width_multiplier=width, stem=stem,
                   input_projection=projection, input_correlation=correlation,
                   input_correlation_only=correlation > 0)
