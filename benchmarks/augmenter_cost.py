@@ -17,6 +17,7 @@ gives only the counts, e.g. for the paper size on a CPU).
 
 Sizes: `cpu` is the `codec.py:cpu` codec (16x64x64 clips, 16x8x8 codes, 32
 latent channels) with `augmenter.py`'s network (4-frame windows), batch 8;
+`cpu30` the same with `codec.py:cpu30` (16x16x16 codes: 4x the tokens);
 `paper` is `codec.py:cr256` (32x256x256 clips, 32x16x16 codes, 256 latent
 channels) with a 32-frame position table, batch 8, as in Table 8 (run it on
 a GPU/TPU). Random weights: speed does not depend on training.
@@ -49,6 +50,8 @@ _TIME = flags.DEFINE_bool('time', True, 'Time the calls (else only count '
 SIZES = {
     # name: (codec preset, (T, H, W), batch, augmenter max_frames)
     'cpu': ('cpu', (16, 64, 64), 8, 4),
+    # The CR-32 codec of the S3D and downstream-augmentation tables.
+    'cpu30': ('cpu30', (16, 64, 64), 8, 4),
     'paper': ('cr256', (32, 256, 256), 8, 32),
 }
 
