@@ -53,7 +53,9 @@ def default_config() -> ml_collections.ConfigDict:
       'eval_views': 1,  # N: boxes (crops) or 2 = clip + flip (flip network).
       'crop_scale': 0.875,  # Side of the test-time boxes (224 / 256).
       'augmenter_workdir': '',  # The augmenter run, for 'learned'.
-      # Random boxes of 'nn_crop' at train time (`params.default_config`).
+      # Side of the random training boxes, of 'nn_crop' and of a 'learned'
+      # crop network (within the range it was trained on); e.g. 0.875 for
+      # both = the paper's random 224 of 256 at a fixed scale.
       'crop_min_scale': 0.5,
       'crop_max_scale': 0.9,
       # Class of each class's horizontal mirror image (an involution of
@@ -71,7 +73,8 @@ class CodeAugmentation:
     eval_mode: one of `MODES`, at test time.
     eval_views: test-time views per clip.
     crop_scale: side of the test-time boxes, as a fraction of the grid.
-    crop_ranges: the `params` ranges 'nn_crop' samples training boxes from.
+    crop_ranges: the `params` ranges training boxes are sampled from, by
+      'nn_crop' and by a 'learned' crop network.
     augmenter: the frozen network, for 'learned'.
     flip_classes: `[num_classes]` int, the class of each class's mirror
       image; None when every label is mirror-invariant.
@@ -106,7 +109,11 @@ class CodeAugmentation:
       return nn_crop.nearest_neighbour_crop(latents, boxes,
                                             latents.shape[2:4]), None
     if self.train_mode == 'learned':
-      params = self.augmenter.sample_params(rng, batch)
+      if self.augmenter.family == 'crop':
+        params = params_lib.sample_params(rng, 'crop', batch,
+                                          self.crop_ranges)
+      else:  # Flips (and 'all') draw from the network's own ranges.
+        params = self.augmenter.sample_params(rng, batch)
       flipped = None
       if self._train_flips:
         # The pixel transform flips where the flag is >= 0.5.
@@ -233,6 +240,15 @@ def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
       raise ValueError(
           f'The augmenter in {augmenter.workdir} does {augmenter.family!r}; '
           "test-time views need a 'crop', 'flip' or 'all' network.")
+    if augmenter.family == 'crop':
+      if c.train == 'learned':
+        _check_within_trained_boxes(
+            augmenter, ranges.crop_min_scale, ranges.crop_max_scale,
+            f'code_augment.crop_min_scale={ranges.crop_min_scale} and '
+            f'crop_max_scale={ranges.crop_max_scale}')
+      if c.eval == 'learned':
+        _check_within_trained_boxes(augmenter, c.crop_scale, c.crop_scale,
+                                    f'code_augment.crop_scale={c.crop_scale}')
     if (c.eval == 'learned' and augmenter.family == 'flip'
         and c.eval_views > 2):
       raise ValueError(f'code_augment.eval_views={c.eval_views}: a flip '
@@ -241,6 +257,18 @@ def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
       train_mode=c.train, eval_mode=c.eval, eval_views=int(c.eval_views),
       crop_scale=float(c.crop_scale), crop_ranges=ranges, augmenter=augmenter,
       flip_classes=_check_flip_classes(c.flip_classes))
+
+
+def _check_within_trained_boxes(augmenter: frozen.FrozenAugmenter,
+                                low: float, high: float, setting: str) -> None:
+  """Raises unless box sides `low`-`high` are ones the crop network was
+  trained on: outside them it extrapolates, unchecked."""
+  trained = params_lib.resolve_config(augmenter.augment_config)
+  if not trained.crop_min_scale <= low <= high <= trained.crop_max_scale:
+    raise ValueError(
+        f'{setting}: the crop network in {augmenter.workdir} was trained on '
+        f'box sides {trained.crop_min_scale}-{trained.crop_max_scale}; keep '
+        'its boxes within them.')
 
 
 def _check_flip_classes(flip_classes) -> np.ndarray | None:

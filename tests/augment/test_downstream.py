@@ -94,6 +94,30 @@ def test_learned_views_go_through_the_network(tiny_augmenter_run,
                            codebook_shape=(1, 8, c + 1))
 
 
+def test_learned_crop_training_boxes_follow_code_augment(tiny_augmenter_run):
+  augmenter = frozen.load_frozen_augmenter(tiny_augmenter_run)
+  c = augmenter.latent_channels
+  x = _latents(batch=3, t=4, h=8, w=8, c=c)
+  key = jax.random.key(0)
+  fixed = {'crop_min_scale': 0.875, 'crop_max_scale': 0.875}
+  aug = downstream.from_config(
+      {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run, **fixed},
+      codebook_shape=(1, 8, c))
+  trained, _ = aug.train_input(x, key)
+  boxes = params_lib.sample_params(key, 'crop', 3, fixed)
+  np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], 0.875, rtol=1e-6)
+  np.testing.assert_allclose(trained, augmenter.apply(x, boxes), rtol=1e-6)
+  # The network was trained on sides 0.5-0.9 (augmenter.py's default).
+  with pytest.raises(ValueError, match=r'crop_min_scale=0.3 .*sides 0.5-0.9'):
+    downstream.from_config(
+        {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run,
+         'crop_min_scale': 0.3})
+  with pytest.raises(ValueError, match=r'crop_scale=0.95: .*sides 0.5-0.9'):
+    downstream.from_config(
+        {'eval': 'learned', 'eval_views': 2, 'crop_scale': 0.95,
+         'augmenter_workdir': tiny_augmenter_run})
+
+
 def test_s3d_averages_logits_over_the_views(tiny_codec_run):
   config = s3d_configs.get_config('tiny,codes,nn_crops')
   config.codec.workdir = tiny_codec_run
