@@ -7,9 +7,10 @@ A model trained on codes gets its augmentations in code space, from one of:
 | none    | the codes as encoded                | the codes as encoded (N = 1)    |
 | nn_crop | a random box of the code grid,      | N linearly spaced boxes, each   |
 |         | resized by nearest neighbour [44]   | resized by nearest neighbour    |
-| learned | the augmentation network `a(z, p)`  | crop networks: N linearly spaced|
-|         | with `p` from its training ranges   | boxes; flip networks: the clip  |
-|         |                                     | and its flip (N = 2)            |
+| learned | the augmentation network `a(z, p)`, | crop networks: N linearly spaced|
+|         | crop boxes as nn_crop's (within the | boxes; flip networks: the clip  |
+|         | network's trained sides), other `p` | and its flip (N = 2)            |
+|         | from its training ranges            |                                 |
 
 'none' is the central-crop baseline: the codec encoded the central view of
 every video.

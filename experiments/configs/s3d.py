@@ -77,8 +77,9 @@ labels a mirror keeps). Training boxes (`nn_crops`, `learned_crops`) have
 sides in `code_augment.crop_min_scale`-`crop_max_scale`, 0.5-0.9 by
 default; on moving digits, whose small digit a half-side box can cut out,
 `--config.code_augment.crop_min_scale=0.875
---config.code_augment.crop_max_scale=0.875` (the paper's 224 of 256) is
-the better setting (README, Table 4 rows).
+--config.code_augment.crop_max_scale=0.875` (the paper's 224 of 256)
+helped the nearest-neighbour crops; learned crops stayed below the central
+crop with either (README, Table 4 rows).
 
 Frame-level (`frame`, Sec. 4.4): as the paper fine-tunes a pretrained
 network on COIN, warm-start from a video-level run of the same input:
