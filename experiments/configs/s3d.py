@@ -236,6 +236,9 @@ def get_config(arg: str | None = None):
   # mirror swaps translate_right/left and rotate_cw/ccw (the generator's
   # `label_flip_classes`); () on data whose labels a mirror keeps.
   c.code_augment.flip_classes = MOVING_DIGITS_FLIP_CLASSES
+  # True: the learned network's outputs are snapped to their nearest codebook
+  # entries, so the model only ever sees codes' embeddings.
+  c.code_augment.snap_to_codebook = False
 
   c.data.builder_kwargs.config = 'large'  # 8192 videos of 16x64x64.
   c.data.batch_size = 16

@@ -11,6 +11,7 @@ from cvision.augment import downstream
 from cvision.augment import frozen
 from cvision.augment import nn_crop
 from cvision.augment import params as params_lib
+from cvision.models.vqvae import quantizer as vq_lib
 from experiments.configs import s3d as s3d_configs
 
 
@@ -157,7 +158,8 @@ class _ExactFlipNetwork:
   def sample_params(self, rng, batch):
     return params_lib.sample_params(rng, 'flip', batch)
 
-  def apply(self, latents, params):
+  def apply(self, latents, params, family=None):
+    del family  # Always 'flip'.
     flag = jnp.asarray(params)[:, 0, None, None, None, None] >= 0.5
     return jnp.where(flag, latents[:, :, :, ::-1], latents)
 
@@ -270,3 +272,33 @@ def test_s3d_trains_flipped_clips_on_mirrored_labels(tiny_codec_run,
   as_given = task.extras['metrics'](logits, labels)['loss'].mean()
   np.testing.assert_allclose(loss, want, rtol=1e-5)
   assert abs(float(want) - float(as_given)) > 1e-4
+
+
+def test_snapped_learned_views_are_codebook_entries():
+  codebook = np.asarray(np.random.default_rng(2).normal(size=(1, 5, 3)),
+                        np.float32)
+  x = _latents(batch=4, w=4)  # Off-codebook latents, C = 1 x 3.
+  aug = downstream.CodeAugmentation(**dict(
+      vars(_flip_augmentation()), eval_mode='learned', eval_views=2,
+      snap_codebook=codebook))
+  trained, flipped = aug.train_input(x, jax.random.key(0))
+  mirrored = jnp.where(jnp.asarray(flipped)[:, None, None, None, None],
+                       x[:, :, :, ::-1], x)
+  # Each cell is the codebook entry nearest to the network's output.
+  nearest = np.argmin(((np.asarray(mirrored)[..., None, :] -
+                        codebook[0]) ** 2).sum(-1), -1)
+  np.testing.assert_array_equal(trained, codebook[0][nearest])
+  plain, flip = aug.eval_inputs(x)
+  np.testing.assert_array_equal(
+      flip, vq_lib.snap_to_codebook(x[:, :, :, ::-1], codebook))
+  np.testing.assert_array_equal(plain, vq_lib.snap_to_codebook(x, codebook))
+  with pytest.raises(ValueError, match="snaps the learned network's outputs"):
+    downstream.from_config({'train': 'nn_crop', 'snap_to_codebook': True})
+
+
+def test_snapping_needs_the_codec(tiny_augmenter_run):
+  c = frozen.load_frozen_augmenter(tiny_augmenter_run).latent_channels
+  with pytest.raises(ValueError, match='snap_to_codebook needs the codec'):
+    downstream.from_config(
+        {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run,
+         'snap_to_codebook': True}, codebook_shape=(1, 8, c))

@@ -160,3 +160,22 @@ def test_first_training_step_initialises_codebook_from_data():
     for k in range(4):
       entry = np.asarray(new['codebook'][n, k])
       assert np.min(np.linalg.norm(flat[:, n] - entry, axis=-1)) < 1e-5
+
+
+def test_snap_to_codebook_replaces_each_group_by_its_nearest_entry():
+  # N=2 codebooks of K=3 entries, D=2.
+  codebook = jnp.asarray([[[0., 0.], [1., 0.], [0., 1.]],
+                          [[5., 5.], [-5., 5.], [0., -5.]]])
+  latents = jnp.asarray([[0.9, 0.2, -4., 6.],   # -> entry 1 | entry 1
+                          [0.1, 0.7, 0.5, -2.]])  # -> entry 2 | entry 2
+  snapped = vq_lib.snap_to_codebook(latents, codebook)
+  np.testing.assert_array_equal(snapped, [[1., 0., -5., 5.],
+                                          [0., 1., 0., -5.]])
+  # Entries are fixed points; no gradient flows back to the latents.
+  np.testing.assert_array_equal(vq_lib.snap_to_codebook(snapped, codebook),
+                                snapped)
+  grad = jax.grad(lambda x: vq_lib.snap_to_codebook(x, codebook).sum())(
+      latents)
+  np.testing.assert_array_equal(grad, np.zeros_like(latents))
+  with pytest.raises(ValueError, match=r'latents have 3 channels.*2x2 = 4'):
+    vq_lib.snap_to_codebook(latents[:, :3], codebook)

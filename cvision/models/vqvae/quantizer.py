@@ -64,6 +64,31 @@ def _nearest(x: jax.Array, codebook: jax.Array) -> jax.Array:
   return jnp.argmin(dist, axis=-1).astype(jnp.int32)
 
 
+def snap_to_codebook(latents: jax.Array, codebook: jax.Array) -> jax.Array:
+  """Replaces each latent by its nearest codebook entries (no gradient).
+
+  What the codec's quantiser does to encoder outputs, for latents made
+  elsewhere (the augmentation network's outputs): afterwards they are codes'
+  embeddings again, the only latents a model trained on codes has seen.
+
+  Args:
+    latents: `[..., N * D]` float.
+    codebook: `[N, K, D]` float.
+
+  Returns:
+    `[..., N * D]` float32, codebook n's nearest entry in channels
+    [n * D, (n + 1) * D).
+  """
+  codebook = jnp.asarray(codebook, jnp.float32)
+  n, _, d = codebook.shape
+  if latents.shape[-1] != n * d:
+    raise ValueError(f'latents have {latents.shape[-1]} channels; codebooks '
+                     f'{codebook.shape} give {n}x{d} = {n * d}.')
+  flat = jax.lax.stop_gradient(latents).astype(jnp.float32).reshape(-1, n, d)
+  codes = _nearest(flat, codebook).reshape(latents.shape[:-1] + (n,))
+  return codes_to_latents(codebook, codes)
+
+
 class VectorQuantizer(nn.Module):
   """Splits latents into N groups and quantises each with its own codebook.
 
