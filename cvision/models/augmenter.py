@@ -20,7 +20,12 @@ Choices the paper leaves open, stated here:
   plain reconstruction.
 * The position table is `[max_frames, H, W, width]`; clips of T <= max_frames
   use its first T rows, longer clips go through in windows of max_frames.
-  It is learned, and starts as sines and cosines of (t, y, x): from a
+  `time_positions=False` keeps only the (y, x) part, `[1, H, W, width]`, the
+  same for every frame: frames are then told apart by their content alone,
+  so a still clip stays still. With a time axis, the CPU crop network moved
+  the box of a still clip's first frame of each window ~1 px against the
+  others: motion the downstream model reads as a class (see
+  docs/users_guide.md, "Learned crops"). It is learned, and starts as sines and cosines of (t, y, x): from a
   N(0, 0.02) start (`position_init='normal'`) the crop network's l1 loss
   fell a third as far in its first 400 steps (0.0887 -> 0.0843 against
   0.0884 -> 0.0754, `augmenter.py:crop` on the CPU codec).
@@ -102,20 +107,23 @@ class _Transformer(nn.Module):
   max_frames: int
   attention: str
   position_init: str
+  time_positions: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, tokens: Array) -> Array:
     _, t, h, w, c2 = tokens.shape
     x = nn.Dense(self.width, dtype=self.dtype, name='embed')(tokens)
-    shape = (self.max_frames, h, w, self.width)
+    # Without a time axis the one row is broadcast over every frame.
+    rows = self.max_frames if self.time_positions else 1
+    shape = (rows, h, w, self.width)
     if self.position_init == 'sinusoidal':
       init = lambda *_: jnp.asarray(sinusoidal_positions(shape[:3],
                                                          self.width))
     else:
       init = nn.initializers.truncated_normal(0.02)
     positions = self.param('position_embedding', init, shape)
-    x = x + positions[:t].astype(self.dtype)
+    x = x + positions[:min(t, rows)].astype(self.dtype)
     for i in range(self.num_layers):
       x = _Block(self.num_heads, self.ffw_size, self.attention, self.dtype,
                  name=f'block_{i}')(x)
@@ -156,6 +164,8 @@ class AugmentationNetwork(nn.Module):
     attention: 'factorized' (space, then time) or 'joint'.
     position_init: 'sinusoidal' (the learned table starts as sines and
       cosines of t, y, x) or 'normal' (N(0, 0.02)).
+    time_positions: whether the position table has a time axis (the
+      paper's T x H x W); False: one (y, x) table shared by every frame.
     dtype: compute dtype.
   """
   mlp_features: Sequence[int] = (64, 64, 64)
@@ -166,6 +176,7 @@ class AugmentationNetwork(nn.Module):
   max_frames: int = 16
   attention: str = 'factorized'
   position_init: str = 'sinusoidal'
+  time_positions: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -199,8 +210,8 @@ class AugmentationNetwork(nn.Module):
         [z, jnp.broadcast_to(e[:, None, None, None, :], z.shape)], axis=-1)
     transformer = _Transformer(self.width, self.num_layers, self.num_heads,
                                self.ffw_size, self.max_frames, self.attention,
-                               self.position_init, self.dtype,
-                               name='transformer')
+                               self.position_init, self.time_positions,
+                               self.dtype, name='transformer')
     window = min(t, self.max_frames)
     deltas = [transformer(jax.lax.slice_in_dim(tokens, s, s + window, axis=1))
               for s in time_windows(t, self.max_frames)]

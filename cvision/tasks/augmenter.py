@@ -27,6 +27,12 @@ A(decode(encode(X)); p), the reconstruction augmented in pixels
 (`*_decode_then_augment`, what decoding first would give); and, for crops and
 flips, of the naive operation on the code grid (`*_code_space`:
 `nn_crop.nearest_neighbour_crop`, `nn_crop.flip_code_grid`).
+`still_motion` is the mean absolute change between consecutive decoded
+frames when the network transforms a still clip (each video's first frame,
+repeated): every family's A(X; p) of a still clip is still, so anything
+above 0 is motion the network invents, which a downstream model on motion
+reads as a class; `target_motion`, the same of A(X; p) for the real clip,
+gives its scale.
 
 `--mode=eval` (`quality_report`) writes `WORKDIR/eval/augmenter_<split>.{json,
 md}` (one row per family; 'all' gives a row for each) and
@@ -75,6 +81,9 @@ def default_model_config() -> ml_collections.ConfigDict:
       'max_frames': 16,  # Longer clips go through in windows of this many.
       'attention': 'factorized',  # factorized | joint
       'position_init': 'sinusoidal',  # sinusoidal | normal
+      # False: one (y, x) position table for every frame (a still clip
+      # stays still); True: the paper's T x H x W table.
+      'time_positions': True,
   })
 
 
@@ -95,7 +104,8 @@ def build_model(model_config: ml_collections.ConfigDict,
       mlp_features=tuple(m.mlp_features), width=m.width,
       num_layers=m.num_layers, num_heads=m.num_heads, ffw_size=m.ffw_size,
       max_frames=m.max_frames, attention=m.attention,
-      position_init=m.position_init, dtype=dtype)
+      position_init=m.position_init, time_positions=bool(m.time_positions),
+      dtype=dtype)
 
 
 def load_codec(config: ml_collections.ConfigDict) -> frozen.FrozenCodec:
@@ -146,6 +156,14 @@ def _quality(target: jax.Array, video: jax.Array) -> dict[str, jax.Array]:
   return {'ssim': video_quality.ssim(video, target),
           'psnr': video_quality.psnr(video, target),
           'l1': jnp.mean(jnp.abs(video - target), axis=(1, 2, 3, 4))}
+
+
+def frame_change(video: jax.Array) -> jax.Array:
+  """`[B, T, H, W, C]` -> `[B]`: mean |frame t+1 - frame t| (0 if T = 1)."""
+  video = jnp.clip(video.astype(jnp.float32), 0.0, 1.0)
+  if video.shape[1] < 2:
+    return jnp.zeros(video.shape[:1], jnp.float32)
+  return jnp.mean(jnp.abs(jnp.diff(video, axis=1)), axis=(1, 2, 3, 4))
 
 
 def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
@@ -212,6 +230,9 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     baseline = code_space_baseline(codec, of_family, codes, p)
     if baseline is not None:
       out['code_space'] = baseline
+    still = jnp.broadcast_to(video[:, :1], video.shape)
+    out['learned_still'] = codec.decode_latents(apply(
+        params, latents_of(still), network_params(p, of_family)))
     return out
 
   def eval_params(video, of_family):
@@ -224,6 +245,9 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
         suffix = '' if name == 'learned' else '_' + name
         for k, v in _quality(videos['target'], videos[name]).items():
           metrics[k + suffix] = v
+    if 'learned_still' in videos:
+      metrics['still_motion'] = frame_change(videos['learned_still'])
+      metrics['target_motion'] = frame_change(videos['target'])
     return metrics
 
   def evaluate(params, collections, batch):

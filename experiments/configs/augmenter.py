@@ -124,6 +124,9 @@ def get_config(arg: str | None = None):
   c.model.max_frames = 4
   c.model.attention = 'factorized'  # factorized | joint
   c.model.position_init = 'sinusoidal'  # sinusoidal | normal
+  # False: one (y, x) position table shared by every frame, so a still clip
+  # stays still (cvision.models.augmenter); True: the paper's T x H x W.
+  c.model.time_positions = True
 
   c.data.builder_kwargs.config = 'small'  # 16x64x64, what codec.py:cpu saw.
   c.data.batch_size = 8

@@ -104,3 +104,22 @@ def test_position_table_starts_as_sinusoids_of_t_y_x():
                               np.cos(y / 100)], rtol=1e-6)
   np.testing.assert_allclose(table[t, y, x, 8], np.sin(x), rtol=1e-6)
   np.testing.assert_array_equal(table[..., 12:], 0)
+
+
+@pytest.mark.parametrize('time_positions', [True, False])
+def test_a_still_clip_stays_still_only_without_time_positions(time_positions):
+  net = augmenter.AugmentationNetwork(
+      **dict(SMALL, time_positions=time_positions))
+  latents, params = _inputs(t=4)
+  still = jnp.repeat(latents[:, :1], 4, axis=1)
+  variables = jax.jit(net.init)(jax.random.PRNGKey(0), still, params)
+  table = variables['params']['transformer']['position_embedding']
+  assert table.shape == ((4 if time_positions else 1), 3, 5, 16)
+  out = jax.jit(net.apply)(_randomised(variables), still, params)
+  frame_change = float(jnp.max(jnp.abs(out[:, 1:] - out[:, :1])))
+  if time_positions:
+    assert frame_change > 1e-2  # The table tells frames apart.
+  else:
+    assert frame_change < 1e-5
+    # ... yet the network still transforms each frame.
+    assert float(jnp.max(jnp.abs(out - still))) > 1e-2
