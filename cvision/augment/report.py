@@ -16,6 +16,10 @@ COLUMNS = (
     ('ssim_code_space', 'SSIM code-grid op'),
     ('psnr', 'PSNR learned'),
     ('psnr_plain', 'PSNR plain'),
+    # Invented motion: frame change of a still clip's learned augmentation
+    # (0 is right), beside the target's own frame change for scale.
+    ('still_motion', 'still-clip motion'),
+    ('target_motion', 'target motion'),
 )
 
 
@@ -33,6 +37,8 @@ def format_table(rows: Sequence[Mapping]) -> str:
         cells.append('-')
       elif key.startswith('psnr'):
         cells.append(f'{r[key]:.2f}')
+      elif key.endswith('motion'):
+        cells.append(f'{r[key]:.4f}')
       else:
         cells.append(f'{r[key]:.3f} ± {r[key + "_std"]:.3f}')
     lines.append(f'| {r["family"]} | {r["what"]} | ' + ' | '.join(cells)

@@ -13,6 +13,7 @@ from cvision import tasks
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
 from cvision.core.train_state import TrainState
+from cvision.tasks import augmenter as augmenter_task
 from data_pipelines import input_pipeline
 from experiments.configs import augmenter as augmenter_configs
 
@@ -89,17 +90,31 @@ def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
   metrics = jax.device_get(evaluate(params, {}, batch))
   expected = {f'{m}{s}' for m in ('ssim', 'psnr', 'l1')
               for s in ('', '_plain', '_decode_then_augment', '_code_space')}
-  assert set(metrics) == expected
+  assert set(metrics) == expected | {'still_motion', 'target_motion'}
   assert all(v.shape == (4,) for v in metrics.values())
   # An untrained network is the identity: learned = plain reconstruction
-  # (up to the 256-level rounding of the plain decode).
+  # (up to the 256-level rounding of the plain decode) ...
   np.testing.assert_allclose(metrics['ssim'], metrics['ssim_plain'],
                              atol=0.02)
+  # ... and a still clip's codes decode to a still clip: it invents no
+  # motion, while the moving clips' targets move.
+  np.testing.assert_allclose(metrics['still_motion'], 0.0, atol=1e-6)
+  assert np.all(metrics['target_motion'] > 1e-3)
   # Each clip's parameters come from its own pixels, not its batch slot.
   reordered = jax.device_get(
       evaluate(params, {}, {'video': batch['video'][::-1]}))
   np.testing.assert_allclose(reordered['ssim'], metrics['ssim'][::-1],
                              rtol=1e-5)
+
+
+def test_frame_change_is_the_mean_step_between_frames():
+  video = np.zeros((2, 3, 2, 2, 3), np.float32)
+  video[0, 1:] = 0.5  # Frames 0, 0.5, 0.5: steps 0.5 and 0.
+  video[1] = np.arange(3)[:, None, None, None] * 0.1  # Steps of 0.1.
+  np.testing.assert_allclose(
+      augmenter_task.frame_change(jnp.asarray(video)), [0.25, 0.1],
+      rtol=1e-6)
+  assert float(augmenter_task.frame_change(jnp.ones((1, 1, 2, 2, 3)))[0]) == 0
 
 
 def test_missing_codec_is_named(data_dir):
@@ -126,8 +141,10 @@ def test_binary_trains_and_writes_the_quality_report(tiny_augmenter_run,
   for key in ('ssim', 'ssim_plain', 'ssim_decode_then_augment',
               'ssim_code_space'):
     assert -1 <= row[key] <= 1
+  assert row['still_motion'] >= 0 and row['target_motion'] > 0
   with open(os.path.join(workdir, 'eval', 'augmenter_test.md')) as f:
-    assert '| crop |' in f.read()
+    text = f.read()
+  assert '| crop |' in text and 'still-clip motion' in text
   from PIL import Image  # pylint: disable=g-import-not-at-top
   grid = Image.open(os.path.join(workdir, 'eval', 'crop_grid.png'))
   # 2 videos x 5 rows (original, A(X;p), learned, plain, NN crop) of 32 px.
