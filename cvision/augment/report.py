@@ -16,6 +16,11 @@ COLUMNS = (
     ('ssim_code_space', 'SSIM code-grid op'),
     ('psnr', 'PSNR learned'),
     ('psnr_plain', 'PSNR plain'),
+    # Distance to the encoder's latents of A(X; p): what a model on codes
+    # knows (cvision.tasks.augmenter).
+    ('code_l1', 'code L1 learned'),
+    ('code_l1_plain', 'code L1 plain'),
+    ('code_l1_code_space', 'code L1 code-grid op'),
     # Invented motion: frame change of a still clip's learned augmentation
     # (0 is right), beside the target's own frame change for scale.
     ('still_motion', 'still-clip motion'),

@@ -25,7 +25,7 @@ Choices the paper leaves open, stated here:
   so a still clip stays still. With a time axis, the CPU crop network moved
   the box of a still clip's first frame of each window ~1 px against the
   others: motion the downstream model reads as a class (see
-  docs/users_guide.md, "Learned crops"). It is learned, and starts as sines and cosines of (t, y, x): from a
+  README, "Augmentation in code space"). It is learned, and starts as sines and cosines of (t, y, x): from a
   N(0, 0.02) start (`position_init='normal'`) the crop network's l1 loss
   fell a third as far in its first 400 steps (0.0887 -> 0.0843 against
   0.0884 -> 0.0754, `augmenter.py:crop` on the CPU codec).

@@ -27,6 +27,14 @@ A(decode(encode(X)); p), the reconstruction augmented in pixels
 (`*_decode_then_augment`, what decoding first would give); and, for crops and
 flips, of the naive operation on the code grid (`*_code_space`:
 `nn_crop.nearest_neighbour_crop`, `nn_crop.flip_code_grid`).
+`code_l1` is the mean |a(encode(X), p) - e(A(X; p))|, e the encoder's
+latents (its codes' embeddings): how far the learned latents are from what
+the encoder gives for the augmented clip, the input a model trained on
+codes knows (`code_l1_plain`: of the unaugmented latents; `code_l1_code_space`:
+of the code-grid operation). The decoder alone does not pin them down: two
+latents can decode alike and still differ for a downstream model.
+`config.loss.code_target_weight` > 0 adds that distance to the loss,
+weighted (0: the paper's pixel loss alone).
 `still_motion` is the mean absolute change between consecutive decoded
 frames when the network transforms a still clip (each video's first frame,
 repeated): every family's A(X; p) of a still clip is still, so anything
@@ -137,17 +145,22 @@ def per_example_params(seed: int, family: str, video: jax.Array,
   return jax.vmap(sample)(example_keys(seed, video))
 
 
-def code_space_baseline(codec: frozen.FrozenCodec, family: str,
-                        codes: jax.Array, p: jax.Array) -> jax.Array | None:
-  """The decoded code-grid operation for crops and flips, else None."""
+def code_space_op(family: str, codes: jax.Array,
+                  p: jax.Array) -> jax.Array | None:
+  """The code-grid operation (its codes) for crops and flips, else None."""
   if family == 'crop':
-    grid = codes.shape[2:4]
-    return codec.decode(nn_crop.nearest_neighbour_crop(codes, p, grid))
+    return nn_crop.nearest_neighbour_crop(codes, p, codes.shape[2:4])
   if family == 'flip':
     flipped = nn_crop.flip_code_grid(codes)
     on = (p[:, 0] >= 0.5)[:, None, None, None, None]
-    return codec.decode(jnp.where(on, flipped, codes))
+    return jnp.where(on, flipped, codes)
   return None
+
+
+def _latent_l1(latents: jax.Array, target: jax.Array) -> jax.Array:
+  """`[B]` mean |latents - target| per clip."""
+  diff = latents.astype(jnp.float32) - target.astype(jnp.float32)
+  return jnp.mean(jnp.abs(diff), axis=tuple(range(1, diff.ndim)))
 
 
 def _quality(target: jax.Array, video: jax.Array) -> dict[str, jax.Array]:
@@ -182,6 +195,11 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
       config.get('train', {}).get('compute_dtype', 'float32'))
   model = build_model(config.get('model', None), compute)
   eval_seed = config.get('seed', 0) + 1
+  code_target_weight = float(
+      config.get('loss', {}).get('code_target_weight', 0.0))
+  if code_target_weight < 0:
+    raise ValueError(f'config.loss.code_target_weight={code_target_weight} '
+                     'must be >= 0.')
   pixel_augment = functools.partial(
       pt.augment, rotation_fill=augment_config.rotation_fill)
 
@@ -210,26 +228,42 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
     video = precision.to_unit_float(batch[VIDEO_KEY], params)
     p = params_lib.sample_params(rng, family, video.shape[0], augment_config)
     target = pixel_augment(family, video.astype(jnp.float32), p)
-    decoded = codec.decode_latents(apply(params, latents_of(video), p))
+    out = apply(params, latents_of(video), p)
+    decoded = codec.decode_latents(out)
     l1 = jnp.mean(jnp.abs(decoded.astype(jnp.float32) - target))
-    return l1, ({'l1': l1}, collections)
+    metrics = {'l1': l1}
+    total = l1
+    if code_target_weight:
+      # The encoder's latents of the target: what a model trained on codes
+      # sees for an augmented clip (README, "Augmentation in code space").
+      code_l1 = jnp.mean(_latent_l1(out, latents_of(target)))
+      metrics['code_l1'] = code_l1
+      total = l1 + code_target_weight * code_l1
+    return total, (metrics, collections)
 
   def compare(params, video, p, of_family):
     """Decoded videos for the quality figures; `video` float `[B, ...]`."""
     codes = codec.encode(video)
     latents = codec.codes_to_latents(codes)
     plain = codec.decode(codes)
+    target = pixel_augment(of_family, video, p)
+    learned = apply(params, latents, network_params(p, of_family))
     out = {
         'original': video,
-        'target': pixel_augment(of_family, video, p),
-        'learned': jnp.clip(codec.decode_latents(
-            apply(params, latents, network_params(p, of_family))), 0.0, 1.0),
+        'target': target,
+        'learned': jnp.clip(codec.decode_latents(learned), 0.0, 1.0),
         'plain': plain,
         'decode_then_augment': pixel_augment(of_family, plain, p),
+        # Latents, [B, T', H', W', C]: the encoder's of the target, and each
+        # candidate's (not videos: no grid rows, no pixel metrics).
+        'latents_target': latents_of(target),
+        'latents_learned': learned,
+        'latents_plain': latents,
     }
-    baseline = code_space_baseline(codec, of_family, codes, p)
-    if baseline is not None:
-      out['code_space'] = baseline
+    op_codes = code_space_op(of_family, codes, p)
+    if op_codes is not None:
+      out['code_space'] = codec.decode(op_codes)
+      out['latents_code_space'] = codec.codes_to_latents(op_codes)
     still = jnp.broadcast_to(video[:, :1], video.shape)
     out['learned_still'] = codec.decode_latents(apply(
         params, latents_of(still), network_params(p, of_family)))
@@ -245,6 +279,11 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
         suffix = '' if name == 'learned' else '_' + name
         for k, v in _quality(videos['target'], videos[name]).items():
           metrics[k + suffix] = v
+    for name in ('learned', 'plain', 'code_space'):
+      if 'latents_' + name in videos:
+        suffix = '' if name == 'learned' else '_' + name
+        metrics['code_l1' + suffix] = _latent_l1(videos['latents_' + name],
+                                                 videos['latents_target'])
     if 'learned_still' in videos:
       metrics['still_motion'] = frame_change(videos['learned_still'])
       metrics['target_motion'] = frame_change(videos['target'])

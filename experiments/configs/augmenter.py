@@ -132,6 +132,13 @@ def get_config(arg: str | None = None):
   c.data.batch_size = 8
   c.data.train_clip_frames = 4
 
+  # Loss: |A(X; p) - decode(a(z, p))|_1 (the paper's), plus this weight
+  # times |a(z, p) - e(A(X; p))|_1, the encoder's latents of the target: the
+  # decoder alone leaves latents free to differ from the codes a downstream
+  # model knows (cvision.tasks.augmenter; README).
+  c.loss = base.ml_collections.ConfigDict()
+  c.loss.code_target_weight = 0.0
+
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = 'cosine'

@@ -90,12 +90,18 @@ def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
   metrics = jax.device_get(evaluate(params, {}, batch))
   expected = {f'{m}{s}' for m in ('ssim', 'psnr', 'l1')
               for s in ('', '_plain', '_decode_then_augment', '_code_space')}
-  assert set(metrics) == expected | {'still_motion', 'target_motion'}
+  assert set(metrics) == expected | {'still_motion', 'target_motion',
+                                     'code_l1', 'code_l1_plain',
+                                     'code_l1_code_space'}
   assert all(v.shape == (4,) for v in metrics.values())
   # An untrained network is the identity: learned = plain reconstruction
   # (up to the 256-level rounding of the plain decode) ...
   np.testing.assert_allclose(metrics['ssim'], metrics['ssim_plain'],
                              atol=0.02)
+  # ... its latents are the plain ones, as far from the target's codes;
+  np.testing.assert_allclose(metrics['code_l1'], metrics['code_l1_plain'],
+                             rtol=1e-5)
+  assert np.all(metrics['code_l1'] > 0)
   # ... and a still clip's codes decode to a still clip: it invents no
   # motion, while the moving clips' targets move.
   np.testing.assert_allclose(metrics['still_motion'], 0.0, atol=1e-6)
@@ -105,6 +111,31 @@ def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
       evaluate(params, {}, {'video': batch['video'][::-1]}))
   np.testing.assert_allclose(reordered['ssim'], metrics['ssim'][::-1],
                              rtol=1e-5)
+
+
+def test_code_target_weight_adds_the_distance_to_the_targets_codes(
+    tiny_codec_run, data_dir):
+  config = _config('tiny,crop', tiny_codec_run, data_dir)
+  batch = _batch(config)
+  rng = jax.random.PRNGKey(3)
+  results = {}
+  for weight in (0.0, 0.5):
+    config.loss.code_target_weight = weight
+    task = tasks.build_task(config)
+    variables = jax.jit(task.init)(jax.random.PRNGKey(0), batch)
+    params = sharding.unbox(variables['params'])
+    loss, (metrics, _) = jax.jit(task.loss)(params, {}, batch, rng)
+    results[weight] = float(loss), jax.device_get(metrics)
+  plain_loss, plain_metrics = results[0.0]
+  loss, metrics = results[0.5]
+  assert set(plain_metrics) == {'l1'} and set(metrics) == {'l1', 'code_l1'}
+  assert metrics['code_l1'] > 0
+  np.testing.assert_allclose(plain_loss, plain_metrics['l1'], rtol=1e-6)
+  np.testing.assert_allclose(loss, metrics['l1'] + 0.5 * metrics['code_l1'],
+                             rtol=1e-5)
+  config.loss.code_target_weight = -1.0
+  with pytest.raises(ValueError, match='code_target_weight=-1.0'):
+    tasks.build_task(config)
 
 
 def test_frame_change_is_the_mean_step_between_frames():
