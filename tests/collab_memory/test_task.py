@@ -92,30 +92,35 @@ def _task(strategy, **cm):
 
 
 def test_batch_reduction_and_multi_iteration_agree():
-  batch = {'video': jnp.asarray(np.random.default_rng(0).integers(
-      0, 255, (4, 8, 32, 32, 3)), jnp.uint8),
-           'label': jnp.array([1, 3, 0, 7])}
-  reduced, scanned = _task('batch_reduction'), _task('multi_iteration')
-  variables = jax.jit(reduced.init)(jax.random.key(0), batch)
-  params = variables['params']
-  collections = {k: v for k, v in variables.items() if k != 'params'}
+  # In float64: in float32 the two differ by float reassociation (vmapped
+  # against scanned convolutions), which batch norm over a few videos of
+  # noise amplifies to ~5% of the gradient on some CPUs (AVX-512) and ~1% on
+  # others; in float64 what is left is the float32 input conversion, 2e-4.
+  with jax.enable_x64(True):
+    batch = {'video': jnp.asarray(np.random.default_rng(0).integers(
+        0, 255, (4, 8, 32, 32, 3)), jnp.uint8),
+             'label': jnp.array([1, 3, 0, 7])}
+    reduced, scanned = _task('batch_reduction'), _task('multi_iteration')
+    variables = jax.jit(reduced.init)(jax.random.key(0), batch)
+    variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
+    params = variables['params']
+    collections = {k: v for k, v in variables.items() if k != 'params'}
 
-  def run(task):
-    fn = jax.jit(jax.value_and_grad(task.loss, has_aux=True))
-    return fn.lower(params, collections, batch, jax.random.key(1)).compile(
-        O0)(params, collections, batch, jax.random.key(1))
+    def run(task):
+      fn = jax.jit(jax.value_and_grad(task.loss, has_aux=True))
+      return fn.lower(params, collections, batch, jax.random.key(1)).compile(
+          O0)(params, collections, batch, jax.random.key(1))
 
-  (loss_a, (_, coll_a)), grads_a = run(reduced)
-  (loss_b, (_, coll_b)), grads_b = run(scanned)
-  # Equal up to float reassociation (vmapped against scanned convolutions,
-  # amplified by batch norm over a few videos of noise).
-  np.testing.assert_allclose(loss_a, loss_b, rtol=1e-3)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3,
-                                                       atol=1e-5),
-               coll_a, coll_b)
-  difference = optax.global_norm(jax.tree.map(jnp.subtract, grads_a,
-                                              grads_b))
-  assert difference < 1e-2 * optax.global_norm(grads_a)
+    (loss_a, (_, coll_a)), grads_a = run(reduced)
+    (loss_b, (_, coll_b)), grads_b = run(scanned)
+    assert jax.tree.leaves(grads_a)[0].dtype == jnp.float64
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-4)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                         atol=1e-6),
+                 coll_a, coll_b)
+    difference = optax.global_norm(jax.tree.map(jnp.subtract, grads_a,
+                                                grads_b))
+    assert difference < 2e-3 * optax.global_norm(grads_a)
 
 
 def test_frozen_backbone_is_declared_to_the_optimizer():
