@@ -10,7 +10,9 @@ Presets (after the colon; comma-separated presets apply in order, e.g.
 
 | preset     | family: parameters p (evaluation ranges the same)            |
 |------------|--------------------------------------------------------------|
-| crop       | box of side 0.5-0.9 of the frame, anywhere, resized back     |
+| crop       | box of side 0.5-0.9 of the frame, anywhere, resized back;    |
+|            | adds the code target (loss.code_target_weight=0.5) and one   |
+|            | position table over frames (model.time_positions=False)      |
 | flip       | left-right flip with probability 0.5                         |
 | brightness | delta uniform in ±0.3                                        |
 | saturation | factor uniform in [0, 2]                                     |
@@ -77,8 +79,18 @@ def _paper(c):
   c.augment.crop_max_scale = 0.875
 
 
+def _crop(c):
+  c.augment.family = 'crop'
+  # Measured on the CR-32 CPU codec (README): asking for the crop's codes as
+  # well as its pixels lifts the decoded crop's SSIM from 0.800 to 0.839 and
+  # brings its latents as close to e(A(X; p)) as the code-grid crop's. One
+  # position table over frames: the pair that was measured.
+  c.loss.code_target_weight = 0.5
+  c.model.time_positions = False
+
+
 PRESETS = {
-    'crop': _family('crop'),
+    'crop': _crop,
     'flip': _family('flip'),
     'brightness': _family('brightness'),
     'saturation': _family('saturation'),
