@@ -80,7 +80,7 @@ def _paper(c):
 
 
 def _crop(c):
-  c.augment.family = 'crop'
+  _family('crop')(c)
   # Measured on the CR-32 CPU codec (README): asking for the crop's codes as
   # well as its pixels lifts the decoded crop's SSIM from 0.800 to 0.839 and
   # brings its latents as close to e(A(X; p)) as the code-grid crop's. One

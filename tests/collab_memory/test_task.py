@@ -94,8 +94,9 @@ def _task(strategy, **cm):
 def test_batch_reduction_and_multi_iteration_agree():
   # In float64: in float32 the two differ by float reassociation (vmapped
   # against scanned convolutions), which batch norm over a few videos of
-  # noise amplifies to ~5% of the gradient on some CPUs (AVX-512) and ~1% on
-  # others; in float64 what is left is the float32 input conversion, 2e-4.
+  # noise amplifies to 5% of the gradient on an AVX-512 CPU (under 1% on
+  # earlier CI machines); in float64 they agree to 2e-4, what is left of the
+  # parts the model computes in float32.
   with jax.enable_x64(True):
     batch = {'video': jnp.asarray(np.random.default_rng(0).integers(
         0, 255, (4, 8, 32, 32, 3)), jnp.uint8),
