@@ -21,6 +21,11 @@ COLUMNS = (
     ('code_l1', 'code L1 learned'),
     ('code_l1_plain', 'code L1 plain'),
     ('code_l1_code_space', 'code L1 code-grid op'),
+    # The same for the input a `codes,motion` S3D reads: each cell's cosine
+    # similarity with its neighbours one frame later.
+    ('motion_input_l1', 'motion-input L1 learned'),
+    ('motion_input_l1_plain', 'motion-input L1 plain'),
+    ('motion_input_l1_code_space', 'motion-input L1 code-grid op'),
     # Invented motion: frame change of a still clip's learned augmentation
     # (0 is right), beside the target's own frame change for scale.
     ('still_motion', 'still-clip motion'),

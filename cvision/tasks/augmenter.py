@@ -34,7 +34,10 @@ codes knows (`code_l1_plain`: of the unaugmented latents; `code_l1_code_space`:
 of the code-grid operation). The decoder alone does not pin them down: two
 latents can decode alike and still differ for a downstream model.
 `config.loss.code_target_weight` > 0 adds that distance to the loss,
-weighted (0: the paper's pixel loss alone).
+weighted (0: the paper's pixel loss alone). `motion_input_l1` (with the same
+suffixes) compares what S3D's `motion` input reads instead of the latents:
+the cosine similarity of each cell with its neighbours one frame later
+(`code_embedding.temporal_correlation`, radius 1), learned against e(A(X; p)).
 `still_motion` is the mean absolute change between consecutive decoded
 frames when the network transforms a still clip (each video's first frame,
 repeated): every family's A(X; p) of a still clip is still, so anything
@@ -70,6 +73,7 @@ from cvision.core import task as task_lib
 from cvision.core import trainer
 from cvision.metrics import video_quality
 from cvision.models import augmenter as augmenter_model
+from cvision.models import code_embedding
 from data_pipelines import input_pipeline
 
 NAME = 'augmenter'
@@ -161,6 +165,15 @@ def _latent_l1(latents: jax.Array, target: jax.Array) -> jax.Array:
   """`[B]` mean |latents - target| per clip."""
   diff = latents.astype(jnp.float32) - target.astype(jnp.float32)
   return jnp.mean(jnp.abs(diff), axis=tuple(range(1, diff.ndim)))
+
+
+def _motion_input_l1(latents: jax.Array, target: jax.Array) -> jax.Array:
+  """`[B]` mean |corr(latents) - corr(target)| per clip, corr the temporal
+  correlation a `codes,motion` S3D reads (radius 1): a latent error that
+  keeps each cell's direction, as a rescaling does, costs it nothing."""
+  return _latent_l1(
+      code_embedding.temporal_correlation(latents.astype(jnp.float32), 1),
+      code_embedding.temporal_correlation(target.astype(jnp.float32), 1))
 
 
 def _quality(target: jax.Array, video: jax.Array) -> dict[str, jax.Array]:
@@ -284,6 +297,8 @@ def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
         suffix = '' if name == 'learned' else '_' + name
         metrics['code_l1' + suffix] = _latent_l1(videos['latents_' + name],
                                                  videos['latents_target'])
+        metrics['motion_input_l1' + suffix] = _motion_input_l1(
+            videos['latents_' + name], videos['latents_target'])
     if 'learned_still' in videos:
       metrics['still_motion'] = frame_change(videos['learned_still'])
       metrics['target_motion'] = frame_change(videos['target'])

@@ -13,6 +13,7 @@ from cvision import tasks
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
 from cvision.core.train_state import TrainState
+from cvision.models import code_embedding
 from cvision.tasks import augmenter as augmenter_task
 from data_pipelines import input_pipeline
 from experiments.configs import augmenter as augmenter_configs
@@ -96,7 +97,9 @@ def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
               for s in ('', '_plain', '_decode_then_augment', '_code_space')}
   assert set(metrics) == expected | {'still_motion', 'target_motion',
                                      'code_l1', 'code_l1_plain',
-                                     'code_l1_code_space'}
+                                     'code_l1_code_space', 'motion_input_l1',
+                                     'motion_input_l1_plain',
+                                     'motion_input_l1_code_space'}
   assert all(v.shape == (4,) for v in metrics.values())
   # An untrained network is the identity: learned = plain reconstruction
   # (up to the 256-level rounding of the plain decode) ...
@@ -106,6 +109,8 @@ def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
   np.testing.assert_allclose(metrics['code_l1'], metrics['code_l1_plain'],
                              rtol=1e-5)
   assert np.all(metrics['code_l1'] > 0)
+  np.testing.assert_allclose(metrics['motion_input_l1'],
+                             metrics['motion_input_l1_plain'], rtol=1e-5)
   # ... and a still clip's codes decode to a still clip: it invents no
   # motion, while the moving clips' targets move.
   np.testing.assert_allclose(metrics['still_motion'], 0.0, atol=1e-6)
@@ -115,6 +120,25 @@ def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
       evaluate(params, {}, {'video': batch['video'][::-1]}))
   np.testing.assert_allclose(reordered['ssim'], metrics['ssim'][::-1],
                              rtol=1e-5)
+
+
+def test_motion_input_l1_compares_directions_not_magnitudes():
+  rng = np.random.default_rng(0)
+  latents = jnp.asarray(rng.normal(size=(2, 3, 4, 4, 5)), jnp.float32)
+  # Rescaled latents keep every cosine similarity: the motion input is the
+  # same, though the latents are not.
+  np.testing.assert_allclose(
+      augmenter_task._motion_input_l1(3.0 * latents, latents), 0.0,
+      atol=1e-6)
+  assert np.all(augmenter_task._latent_l1(3.0 * latents, latents) > 1)
+  # Every other frame negated turns each similarity s (frame t against
+  # t + 1) into -s: the L1 is the mean of 2|s|.
+  alternating = latents * jnp.asarray([1.0, -1.0, 1.0])[None, :, None, None,
+                                                        None]
+  corr = code_embedding.temporal_correlation(latents, 1)
+  np.testing.assert_allclose(
+      augmenter_task._motion_input_l1(alternating, latents),
+      2 * np.mean(np.abs(corr), axis=(1, 2, 3, 4)), rtol=1e-5)
 
 
 def test_code_target_weight_adds_the_distance_to_the_targets_codes(
