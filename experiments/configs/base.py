@@ -32,7 +32,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.video_folder.width = 64
   c.data.video_folder.max_clips_per_video = 0  # 0 = every clip.
   c.data.dataset_dir = ''
-  c.data.train_split = 'train'
+  c.data.train_split = 'train'  # TFDS slices too: 'train[:1024]'.
   c.data.eval_split = 'validation'
   c.data.batch_size = 8  # Global, over all devices and hosts.
   # Train on random crops of this many consecutive frames (0 = whole clips);

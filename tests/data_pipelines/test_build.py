@@ -71,3 +71,24 @@ def test_command_line(tmp_path):
       check=False)
   assert bad.returncode != 0
   assert 'moving_digits, video_folder' in bad.stdout + bad.stderr
+
+
+def test_split_specs_take_tfds_slices_and_name_bad_ones(data_dir):
+  from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict(dict(
+      name='moving_digits', data_dir=data_dir, dataset_dir='',
+      builder_kwargs=dict(config='tiny')))
+  assert input_pipeline.split_names('train[:10%]+validation') == [
+      'train', 'validation']
+  full = input_pipeline.load_source(config, 'train')
+  first = input_pipeline.load_source(config, 'train[:16]')
+  assert len(full) == 64 and len(first) == 16
+  np.testing.assert_array_equal(first[15]['video'], full[15]['video'])
+  assert len(input_pipeline.load_source(config, 'train[:25%]')) == 16
+  with pytest.raises(ValueError, match=r"'trian\[:16\]' not in dataset.*"
+                     r"'test', 'train', 'validation'"):
+    input_pipeline.load_source(config, 'trian[:16]')
+  with pytest.raises(ValueError, match=r"'train\[:x\]'.*not a valid TFDS "
+                     'split spec'):
+    input_pipeline.load_source(config, 'train[:x]')
