@@ -79,8 +79,6 @@ def test_split_specs_take_tfds_slices_and_name_bad_ones(data_dir):
   config = ml_collections.ConfigDict(dict(
       name='moving_digits', data_dir=data_dir, dataset_dir='',
       builder_kwargs=dict(config='tiny')))
-  assert input_pipeline.split_names('train[:10%]+validation') == [
-      'train', 'validation']
   full = input_pipeline.load_source(config, 'train')
   first = input_pipeline.load_source(config, 'train[:16]')
   assert len(full) == 64 and len(first) == 16
@@ -92,3 +90,8 @@ def test_split_specs_take_tfds_slices_and_name_bad_ones(data_dir):
   with pytest.raises(ValueError, match=r"'train\[:x\]'.*not a valid TFDS "
                      'split spec'):
     input_pipeline.load_source(config, 'train[:x]')
+  with pytest.raises(ValueError, match=r"'train\[64:\]' not in dataset"):
+    input_pipeline.load_source(config, 'train[64:]')  # Empty.
+  validation = input_pipeline.load_source(config, 'validation')
+  both = input_pipeline.load_source(config, 'train[:8]+validation')
+  assert len(both) == 8 + len(validation)
