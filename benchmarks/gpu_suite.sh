@@ -31,8 +31,8 @@ if [[ ${SUITE_SMOKE:-0} == 1 ]]; then
   codec_batch=4 aug_batch=4 sizes=cpu s3d_size=cpu
 else
   dataset=small codec_preset=gpu30 aug_preset=crop
-  codec_steps=${CODEC_STEPS:-6000} aug_steps=${AUG_STEPS:-3000}
-  codec_batch=32 aug_batch=32 sizes=cpu,paper s3d_size=paper
+  codec_steps=${CODEC_STEPS:-4000} aug_steps=${AUG_STEPS:-3000}
+  codec_batch=16 aug_batch=32 sizes=cpu,paper s3d_size=paper
 fi
 
 # stage NAME LIMIT CMD...: runs CMD under LIMIT seconds, its output appended
@@ -63,7 +63,7 @@ print("jax", jax.__version__, "flax", flax.__version__, "tfds",
       tensorflow_datasets.__version__, "devices", jax.devices())'
 stage dataset 90 "$python" -m data_pipelines.build_cli \
     --dataset=moving_digits --config=$dataset --data_dir="$runs/datasets"
-stage codec_train ${CODEC_LIMIT:-210} "$python" $main \
+stage codec_train ${CODEC_LIMIT:-240} "$python" $main \
     --config=experiments/configs/codec.py:$codec_preset --workdir="$codec_dir" \
     $data --config.train.steps=$codec_steps \
     --config.data.batch_size=$codec_batch --config.train.checkpoint_every=500
