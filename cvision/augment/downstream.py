@@ -63,6 +63,10 @@ def default_config() -> ml_collections.ConfigDict:
       # both = the paper's random 224 of 256 at a fixed scale.
       'crop_min_scale': 0.5,
       'crop_max_scale': 0.9,
+      # Chance that a training clip is augmented; the others go in as
+      # encoded, so training also sees the unaugmented codes a test clip
+      # is (with eval='none').
+      'train_probability': 1.0,
       # Class of each class's horizontal mirror image (an involution of
       # range(num_classes)); () = every label is mirror-invariant.
       'flip_classes': (),
@@ -84,6 +88,8 @@ class CodeAugmentation:
     crop_scale: side of the test-time boxes, as a fraction of the grid.
     crop_ranges: the `params` ranges training boxes are sampled from, by
       'nn_crop' and by a 'learned' crop network.
+    train_probability: chance that a training clip is augmented; the others
+      pass as encoded (and are not flipped).
     augmenter: the frozen network, for 'learned'.
     flip_classes: `[num_classes]` int, the class of each class's mirror
       image; None when every label is mirror-invariant.
@@ -95,6 +101,7 @@ class CodeAugmentation:
   eval_views: int
   crop_scale: float
   crop_ranges: ml_collections.ConfigDict
+  train_probability: float = 1.0
   augmenter: frozen.FrozenAugmenter | None = None
   flip_classes: np.ndarray | None = None
   snap_codebook: np.ndarray | None = None
@@ -107,6 +114,9 @@ class CodeAugmentation:
                   rng: Array) -> tuple[Array, Array | None]:
     """A random augmentation per clip, and which clips it mirrored.
 
+    Each clip is augmented with probability `train_probability`, else
+    passed as it is.
+
     Args:
       latents: `[B, T, H, W, C]` embedded codes.
       rng: a PRNG key.
@@ -115,6 +125,21 @@ class CodeAugmentation:
       the augmented latents, the same shape, and `[B]` bool (True where the
       clip was flipped), or None when this mode never flips.
     """
+    if self.train_mode == 'none' or self.train_probability >= 1.0:
+      return self._augment(latents, rng)
+    # Split only here, so that runs augmenting every clip keep their
+    # random streams.
+    rng, coin_rng = jax.random.split(rng)
+    augmented, flipped = self._augment(latents, rng)
+    chosen = jax.random.uniform(coin_rng, (latents.shape[0],)) < (
+        self.train_probability)
+    mixed = jnp.where(chosen.reshape((-1,) + (1,) * (latents.ndim - 1)),
+                      augmented, latents)
+    return mixed, None if flipped is None else flipped & chosen
+
+  def _augment(self, latents: Array,
+               rng: Array) -> tuple[Array, Array | None]:
+    """`train_input` for every clip."""
     batch = latents.shape[0]
     if self.train_mode == 'nn_crop':
       boxes = params_lib.sample_params(rng, 'crop', batch, self.crop_ranges)
@@ -237,6 +262,10 @@ def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
                        f'{MODES}.')
   if c.eval_views < 1:
     raise ValueError(f'code_augment.eval_views={c.eval_views} must be >= 1.')
+  if not 0.0 < c.train_probability <= 1.0:
+    raise ValueError(
+        f'code_augment.train_probability={c.train_probability} must be in '
+        "(0, 1]; code_augment.train='none' augments no clip.")
   if c.eval == 'none' and c.eval_views != 1:
     raise ValueError(f'code_augment.eval_views={c.eval_views} needs '
                      "code_augment.eval='nn_crop' or 'learned'.")
@@ -284,7 +313,8 @@ def from_config(config: Any, *, codebook_shape: tuple[int, ...] | None = None,
                        'network gives 2 views (the clip and its flip).')
   return CodeAugmentation(
       train_mode=c.train, eval_mode=c.eval, eval_views=int(c.eval_views),
-      crop_scale=float(c.crop_scale), crop_ranges=ranges, augmenter=augmenter,
+      crop_scale=float(c.crop_scale), crop_ranges=ranges,
+      train_probability=float(c.train_probability), augmenter=augmenter,
       flip_classes=_check_flip_classes(c.flip_classes),
       snap_codebook=snap_codebook)
 

@@ -232,6 +232,8 @@ def get_config(arg: str | None = None):
   c.code_augment.augmenter_workdir = ''  # The augmenter run, for 'learned'.
   c.code_augment.crop_min_scale = 0.5  # nn_crop's random training boxes.
   c.code_augment.crop_max_scale = 0.9
+  # Chance a training clip is augmented; the rest go in as encoded.
+  c.code_augment.train_probability = 1.0
   # The class of each class's mirror image, for flips. Moving digits: a
   # mirror swaps translate_right/left and rotate_cw/ccw (the generator's
   # `label_flip_classes`); () on data whose labels a mirror keeps.

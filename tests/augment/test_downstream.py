@@ -71,6 +71,27 @@ def test_nn_crop_training_boxes_are_random_per_clip_and_rng():
     assert found
 
 
+def test_train_probability_augments_that_share_of_clips():
+  x = _latents(batch=64)
+  aug = downstream.from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
+                                'crop_max_scale': 0.5,
+                                'train_probability': 0.25})
+  out, flipped = aug.train_input(x, jax.random.key(0))
+  assert flipped is None
+  out = np.asarray(out)
+  kept = [np.array_equal(o, c) for o, c in zip(out, np.asarray(x))]
+  # A half-side box never gives the clip back, so the kept clips are the
+  # ones the coin skipped: about 3 in 4 (48 expected, sd 3.5).
+  assert 36 <= sum(kept) <= 60
+  every = downstream.from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
+                                  'crop_max_scale': 0.5})
+  boxes, _ = every.train_input(x, jax.random.key(0))
+  assert not any(np.array_equal(o, c)
+                 for o, c in zip(np.asarray(boxes), np.asarray(x)))
+  with pytest.raises(ValueError, match=r'train_probability=0.0 must be in'):
+    downstream.from_config({'train': 'nn_crop', 'train_probability': 0.0})
+
+
 def test_learned_views_go_through_the_network(tiny_augmenter_run,
                                               tiny_codec_run):
   augmenter = frozen.load_frozen_augmenter(tiny_augmenter_run)
@@ -193,6 +214,20 @@ def test_flipped_training_clips_get_the_mirrored_label():
   # Mirror-invariant labels (flip_classes=()) are left alone.
   keep = downstream.CodeAugmentation(**dict(vars(aug), flip_classes=None))
   np.testing.assert_array_equal(keep.train_labels(labels, both), labels)
+
+
+def test_clips_the_coin_skips_are_neither_flipped_nor_relabelled():
+  aug = downstream.CodeAugmentation(**dict(
+      vars(_flip_augmentation()), train_probability=0.5))
+  x = _latents(batch=32)
+  out, flipped = aug.train_input(x, jax.random.key(5))
+  flipped = np.asarray(flipped)
+  for clip, got, f in zip(np.asarray(x), np.asarray(out), flipped):
+    np.testing.assert_array_equal(got, clip[:, :, ::-1] if f else clip)
+  # Flip chance 1/2 times coin 1/2: about 8 of 32 (sd 2.4).
+  assert 2 <= flipped.sum() <= 15
+  _, every = _flip_augmentation().train_input(x, jax.random.key(5))
+  assert flipped.sum() < np.asarray(every).sum()
 
 
 def test_a_flipped_test_view_is_scored_in_the_clip_classes():
