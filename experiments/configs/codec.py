@@ -86,7 +86,7 @@ def _cpu30(c):
 def _gpu30(c):
   # cpu30's code grid and rate, so its codes drop into the same S3D and
   # augmenter configs, with the paper's network size (App. E.3). On 2 CPU
-  # cores cpu30's narrow network stops at reconstruction SSIM ~0.83, and the
+  # cores cpu30's narrow network stays under reconstruction SSIM 0.87, and the
   # learned crop's SSIM is capped by it. About 3 TFLOP a step in bf16
   # (XLA's count; 30M parameters).
   _cpu30(c)
