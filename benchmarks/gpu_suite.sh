@@ -12,7 +12,8 @@
 # skipped when what is left of the pass's budget (SUITE_BUDGET) would not
 # cover it. `timeout` sends SIGTERM first: the trainer then saves a
 # checkpoint and returns, so a codec cut short still leaves one for the
-# augmenter (its cosine schedule unfinished: the log says at which step). Step counts: CODEC_STEPS, AUG_STEPS.
+# augmenter (its cosine schedule unfinished: the log says at which step).
+# Step counts: CODEC_STEPS, AUG_STEPS.
 # Set SUITE_SMOKE=1 for a CPU check of the script itself (tiny sizes).
 set -u
 out=${1:?usage: gpu_suite.sh OUT_DIR [RUN_DIR]}
@@ -75,10 +76,13 @@ stage aug_train ${AUG_LIMIT:-120} "$python" $main \
 stage aug_eval ${AUG_EVAL_LIMIT:-90} "$python" $main \
     --config=experiments/configs/augmenter.py:$aug_preset --workdir="$aug_dir" \
     --config.codec.workdir="$codec_dir" $data --mode=eval
-stage codec_throughput ${BENCH_LIMIT:-60} "$python" benchmarks/codec_throughput.py \
+bench_limit=${BENCH_LIMIT:-60}
+stage codec_throughput $bench_limit "$python" benchmarks/codec_throughput.py \
     --sizes=$sizes
-stage augmenter_cost ${BENCH_LIMIT:-60} "$python" benchmarks/augmenter_cost.py --sizes=$sizes
-stage s3d_speed ${BENCH_LIMIT:-60} "$python" benchmarks/s3d_speed.py --size=$s3d_size
+stage augmenter_cost $bench_limit "$python" benchmarks/augmenter_cost.py \
+    --sizes=$sizes
+stage s3d_speed $bench_limit "$python" benchmarks/s3d_speed.py \
+    --size=$s3d_size
 
 # The few files worth bringing back.
 cp "$codec_dir/metrics.jsonl" "$out/codec_metrics.jsonl" 2>/dev/null

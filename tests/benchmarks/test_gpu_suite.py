@@ -1,4 +1,4 @@
-"""benchmarks/gpu_suite.sh: its time budget, and (slow) a tiny end-to-end pass."""
+"""benchmarks/gpu_suite.sh: its time budget; (slow) every stage, tiny sizes."""
 import os
 import subprocess
 
