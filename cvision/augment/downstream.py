@@ -130,6 +130,8 @@ class CodeAugmentation:
     # Split only here, so that runs augmenting every clip keep their
     # random streams.
     rng, coin_rng = jax.random.split(rng)
+    # Every clip is augmented and the coin picks per clip: under jit the
+    # batch shape is static, so skipping clips would save no compute.
     augmented, flipped = self._augment(latents, rng)
     chosen = jax.random.uniform(coin_rng, (latents.shape[0],)) < (
         self.train_probability)
