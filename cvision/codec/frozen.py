@@ -116,8 +116,14 @@ def codec_model_config(workdir: str,
   saved = None
   if os.path.isfile(path):
     with open(path) as f:
-      saved = codec_task.resolve_model_config(
-          ml_collections.ConfigDict(json.load(f).get('model', {})))
+      saved_config = json.load(f)
+    saved_model = dict(saved_config.get('model', {}))
+    if 'window_frames' not in saved_model:
+      # Runs from before the field: window by the training clip length, as
+      # the presets now do (`vqvae.VQVAE`, window_frames).
+      saved_model['window_frames'] = _training_clip_frames(saved_config)
+    saved = codec_task.resolve_model_config(
+        ml_collections.ConfigDict(saved_model))
   if not preset:
     if saved is None:
       raise FileNotFoundError(
@@ -134,6 +140,13 @@ def codec_model_config(workdir: str,
         f'--config.codec.preset={preset!r} differs from the codec run in '
         f'{workdir} on {differing}; drop the preset to use {path}.')
   return chosen
+
+
+def _training_clip_frames(saved_config: dict[str, Any]) -> int:
+  """The clip length a codec run trained on, if a valid window, else 0."""
+  frames = int(saved_config.get('data', {}).get('train_clip_frames', 0) or 0)
+  stride = int(saved_config.get('model', {}).get('temporal_stride', 1))
+  return frames if frames > 0 and frames % stride == 0 else 0
 
 
 def load_frozen_codec(workdir: str, *, preset: str = '',

@@ -46,6 +46,9 @@ def default_model_config() -> ml_collections.ConfigDict:
       'commitment_cost': 0.25,  # beta.
       'ema_decay': 0.99,
       'dead_code_threshold': 1.0,  # EMA assignments per step.
+      # Encode and decode longer clips in windows of this many frames, the
+      # training clip length (0 = whole clips; `vqvae.VQVAE`).
+      'window_frames': 0,
   })
 
 

@@ -67,7 +67,11 @@ def _cpu(c):
   c.model.ema_decay = 0.9
   c.data.builder_kwargs.config = 'small'
   c.data.batch_size = 8
-  c.data.train_clip_frames = 4  # The codec is nearly per-frame: crops suffice.
+  # Random 4-frame crops train it, and it encodes and decodes longer clips
+  # in 4-frame windows: run whole on 16-frame videos, its interior frames
+  # (never seen away from the clip's temporal padding) lost 0.05 SSIM.
+  c.data.train_clip_frames = 4
+  c.model.window_frames = 4
   c.train.steps = 3000
   c.train.checkpoint_every = 500
   c.train.log_every = 100

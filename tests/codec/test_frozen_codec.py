@@ -1,4 +1,6 @@
 """The read-only codec every downstream model uses, against the live codec."""
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,3 +57,16 @@ def test_a_fresh_codec_can_be_jitted_on_first_use(trained_codec):
   np.testing.assert_array_equal(codes, codec.encode(video))
   np.testing.assert_array_equal(jax.jit(codec.decode)(codes),
                                 codec.decode(codes))
+
+
+@pytest.mark.parametrize('model, clip_frames, window', [
+    ({}, 4, 4),  # Before window_frames: the training clip length.
+    ({}, 0, 0),  # Trained on whole videos: whole clips.
+    ({'temporal_stride': 2}, 3, 0),  # Not a window the stride allows.
+    ({'window_frames': 8}, 4, 8),  # Saved explicitly: kept.
+])
+def test_runs_without_a_saved_window_use_their_training_clip_length(
+    tmp_path, model, clip_frames, window):
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump({'model': model, 'data': {'train_clip_frames': clip_frames}}, f)
+  assert frozen.codec_model_config(str(tmp_path)).window_frames == window

@@ -109,3 +109,42 @@ def test_gradients_reach_the_encoder_through_the_quantizer():
 
   g = grads(variables['params'])
   assert float(jnp.abs(g['encoder']['strided_0']['kernel']).sum()) > 0
+
+
+def test_windows_encode_and_decode_each_window_as_its_own_clip():
+  # 7 frames in windows of 3: [0, 3), [3, 6) batched, then [6, 7) alone.
+  windowed = _model(window_frames=3)
+  whole = _model()
+  video = jax.random.uniform(jax.random.key(4), (2, 7, 8, 8, 3))
+  variables = _init(whole, video)  # The window adds no parameter.
+  apply = lambda m, x, method: m.apply(variables, x, method=method)
+  codes = apply(windowed, video, windowed.encode)
+  pieces = [apply(whole, video[:, a:b], whole.encode)
+            for a, b in ((0, 3), (3, 6), (6, 7))]
+  np.testing.assert_array_equal(codes, np.concatenate(pieces, axis=1))
+  decoded = apply(windowed, codes, windowed.decode)
+  pieces = [apply(whole, codes[:, a:b], whole.decode)
+            for a, b in ((0, 3), (3, 6), (6, 7))]
+  np.testing.assert_allclose(decoded, np.concatenate(pieces, axis=1),
+                             atol=1e-6)
+  # The decoder's temporal receptive field spans windows when run whole.
+  assert not np.allclose(decoded, apply(whole, codes, whole.decode),
+                         atol=1e-4)
+  recon, aux = windowed.apply(variables, video)
+  np.testing.assert_array_equal(aux['codes'], codes)
+  np.testing.assert_allclose(recon, decoded, atol=1e-6)
+
+
+def test_windows_count_frames_before_the_temporal_stride():
+  model = _model(temporal_stride=2, window_frames=4)
+  video = jax.random.uniform(jax.random.key(5), (1, 8, 8, 8, 3))
+  recon, codes, decoded = _round_trip(model, video)
+  assert codes.shape == (1, 4, 4, 4, 2) and recon.shape == video.shape
+  np.testing.assert_allclose(recon, decoded, atol=1e-6)
+
+
+@pytest.mark.parametrize('window', [-1, 3])
+def test_a_window_off_the_temporal_stride_raises(window):
+  with pytest.raises(ValueError, match=f'window_frames={window}'):
+    _init(_model(temporal_stride=2, window_frames=window),
+          jnp.zeros((1, 4, 8, 8, 3)))

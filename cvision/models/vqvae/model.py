@@ -1,10 +1,11 @@
 """The VQ-VAE neural codec: encoder, vector quantiser and decoder."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from cvision.models.vqvae import decoder as decoder_lib
 from cvision.models.vqvae import encoder as encoder_lib
@@ -21,6 +22,14 @@ class VQVAE(nn.Module):
   Use `model.apply(variables, video, method=VQVAE.encode)` and
   `method=VQVAE.decode` for the codec on its own.
 
+  With `window_frames` set, clips longer than that go through the encoder
+  and the decoder in consecutive windows of that many frames (the last one
+  shorter if T is not a multiple): a convolutional codec trained on short
+  clips has only seen frames near the clip's temporal zero padding, and on
+  longer clips its interior frames come out worse (`codec.py:cpu30`, trained
+  on 4-frame clips: SSIM 0.86 on whole 16-frame videos, 0.91 in 4-frame
+  windows). The codec then reads any length as it was trained.
+
   Attributes:
     num_strided_blocks: E_s, spatial /2 blocks of the encoder (>= 1).
     num_encoder_res_blocks: E_c.
@@ -34,6 +43,8 @@ class VQVAE(nn.Module):
     commitment_cost: beta of the commitment loss.
     ema_decay: decay of the codebook EMA.
     dead_code_threshold: EMA usage below which an entry is restarted.
+    window_frames: frames per encoding window (0 = whole clips); a multiple
+      of `temporal_stride`, normally the training clip length.
   """
   num_strided_blocks: int = 3
   num_encoder_res_blocks: int = 2
@@ -47,6 +58,7 @@ class VQVAE(nn.Module):
   commitment_cost: float = 0.25
   ema_decay: float = 0.99
   dead_code_threshold: float = 1.0
+  window_frames: int = 0
 
   def setup(self):
     if self.num_strided_blocks < 1:
@@ -61,6 +73,10 @@ class VQVAE(nn.Module):
                  'codebook_size', 'embedding_dim'):
       if getattr(self, name) < 1:
         raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}.')
+    if self.window_frames < 0 or self.window_frames % self.temporal_stride:
+      raise ValueError(
+          f'window_frames={self.window_frames} must be 0 (whole clips) or a '
+          f'positive multiple of temporal_stride={self.temporal_stride}.')
     self.encoder = encoder_lib.Encoder(
         num_strided_blocks=self.num_strided_blocks,
         num_res_blocks=self.num_encoder_res_blocks,
@@ -90,8 +106,8 @@ class VQVAE(nn.Module):
     Returns:
       `[B, T_c, H_c, W_c, N]` int32 codes in [0, K).
     """
-    _, codes, _ = self.quantizer(self.encoder(video), train=False)
-    return codes
+    latents = _in_windows(self.encoder, video, self.window_frames)
+    return self.quantizer(latents, train=False)[1]
 
   def codes_to_latents(self, codes: jax.Array) -> jax.Array:
     """`[..., N]` int codes -> `[..., V_e]` float32 quantised latents."""
@@ -99,11 +115,12 @@ class VQVAE(nn.Module):
 
   def decode_latents(self, latents: jax.Array) -> jax.Array:
     """`[B, T_c, H_c, W_c, V_e]` latents -> `[B, T, H, W, 3]` f32 in [0, 1]."""
-    return self.decoder(latents)
+    return _in_windows(self.decoder, latents,
+                       self.window_frames // self.temporal_stride)
 
   def decode(self, codes: jax.Array) -> jax.Array:
     """`[B, T_c, H_c, W_c, N]` int codes -> `[B, T, H, W, 3]` f32 in [0, 1]."""
-    return self.decoder(self.quantizer.lookup(codes))
+    return self.decode_latents(self.quantizer.lookup(codes))
 
   def __call__(self, video: jax.Array,
                train: bool = False) -> tuple[jax.Array, dict[str, Any]]:
@@ -119,6 +136,26 @@ class VQVAE(nn.Module):
       aux: the quantiser's 'commitment_loss', 'perplexity' `[N]`, 'usage'
         `[N]`, and 'codes' `[B, T_c, H_c, W_c, N]` int32.
     """
-    quantized, codes, aux = self.quantizer(self.encoder(video), train=train)
-    aux = dict(aux, codes=codes)
-    return self.decoder(quantized), aux
+    latents = _in_windows(self.encoder, video, self.window_frames)
+    quantized, codes, aux = self.quantizer(latents, train=train)
+    return self.decode_latents(quantized), dict(aux, codes=codes)
+
+
+def _in_windows(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
+                frames: int) -> jax.Array:
+  """`fn` over consecutive time windows of `frames` of `[B, T, ...]` `x`.
+
+  Full windows go through `fn` as one batch of B * (T // frames) clips; a
+  shorter last window, if any, on its own; outputs join along time.
+  """
+  batch, length = x.shape[:2]
+  if frames <= 0 or length <= frames:
+    return fn(x)
+  full = length // frames * frames
+  windows = x[:, :full].reshape((batch * (full // frames), frames)
+                                + x.shape[2:])
+  out = fn(windows)
+  out = out.reshape((batch, -1) + out.shape[2:])
+  if full < length:
+    out = jnp.concatenate([out, fn(x[:, full:])], axis=1)
+  return out
