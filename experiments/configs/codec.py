@@ -90,10 +90,10 @@ def _cpu30(c):
 def _gpu30(c):
   # cpu30's code grid and rate, so its codes drop into the same S3D and
   # augmenter configs, with the paper's network size (App. E.3). On 2 CPU
-  # cores cpu30's narrow network reaches reconstruction SSIM 0.865 in 2000
-  # steps and 0.910 in 4500 (1.5 hours), and the learned crop's SSIM is
-  # capped by it. About 3 TFLOP a step in bf16 (XLA's count; 30M
-  # parameters).
+  # cores cpu30's narrow network reaches reconstruction SSIM 0.863 in 2000
+  # steps and 0.909 in 4500 (1.5 hours; whole test videos in 4-frame
+  # windows), and the learned crop's SSIM follows it. About 3 TFLOP a step
+  # in bf16 (XLA's count; 30M parameters).
   _cpu30(c)
   _model(c, strided=2, res_enc=3, res_dec=5, dim=128, n=2, k=64)
   c.data.batch_size = 16
