@@ -136,11 +136,19 @@ def test_windows_encode_and_decode_each_window_as_its_own_clip():
 
 
 def test_windows_count_frames_before_the_temporal_stride():
+  # 4 frames a window = 2 code steps a window for the decoder.
   model = _model(temporal_stride=2, window_frames=4)
+  whole = _model(temporal_stride=2)
   video = jax.random.uniform(jax.random.key(5), (1, 8, 8, 8, 3))
   recon, codes, decoded = _round_trip(model, video)
   assert codes.shape == (1, 4, 4, 4, 2) and recon.shape == video.shape
   np.testing.assert_allclose(recon, decoded, atol=1e-6)
+  variables = _init(whole, video)
+  pieces = [whole.apply(variables, codes[:, a:b], method=whole.decode)
+            for a, b in ((0, 2), (2, 4))]
+  np.testing.assert_allclose(
+      model.apply(variables, codes, method=model.decode),
+      np.concatenate(pieces, axis=1), atol=1e-6)
 
 
 @pytest.mark.parametrize('window', [-1, 3])
