@@ -34,11 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cvision.augment import nn_crop
-from cvision.augment import params as params_lib
+from cvision.projects.augmenter import nn_crop
+from cvision.projects.augmenter import params as params_lib
 from cvision.models import code_embedding
-from cvision.tasks import augmenter as augmenter_task
-from cvision.tasks import codec as codec_task
+from cvision.projects.augmenter import task as augmenter_task
+from cvision.projects.codec import task as codec_task
 from experiments.configs import augmenter as augmenter_config
 from experiments.configs import codec as codec_config
 

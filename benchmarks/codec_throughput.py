@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cvision.tasks import codec as codec_task
+from cvision.projects.codec import task as codec_task
 from experiments.configs import codec as codec_config
 
 _SIZES = flags.DEFINE_list('sizes', ['cpu'], 'cpu and/or paper.')

@@ -6,7 +6,7 @@ r"""Input pipeline: clips/s delivered to the device from mp4, raw RGB or codes.
       --codes_dir=runs/demo/codec/codes/moving_digits_small  # trained codes
 
 Three sources of the same moving-digits clips, each read by the project's
-input pipeline (`data_pipelines.input_pipeline`: grain shuffle + batch,
+input pipeline (`cvision.core.input_pipeline`: grain shuffle + batch,
 `--threads` reader threads, then sharded global arrays on the device):
 
   mp4    one H.264 file per clip, decoded with PyAV in the reader threads
@@ -34,13 +34,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from cvision.codec import code_dataset
-from cvision.codec import compression_rate
+from cvision.projects.codec import code_dataset
+from cvision.projects.codec import compression_rate
 from cvision.core import sharding
-from cvision.tasks import codec as codec_task
+from cvision.projects.codec import task as codec_task
 from data_pipelines import build
-from data_pipelines import input_pipeline
+from cvision.core import input_pipeline
 from data_pipelines import video_io
+from data_pipelines import sources
 from experiments.configs import codec as codec_configs
 
 _SIZE = flags.DEFINE_enum('size', 'cpu', ['cpu', 'paper'], 'Clip size.')
@@ -78,7 +79,7 @@ class Mp4Clips:
 
 def _bytes_per_clip(dataset_dir: str) -> float:
   """Data-file bytes on disk per example, over all of a TFDS dataset."""
-  info = input_pipeline.load_builder(
+  info = sources.load_builder(
       ml_collections.ConfigDict({'dataset_dir': dataset_dir})).info
   examples = sum(split.num_examples for split in info.splits.values())
   return code_dataset.storage_bytes(dataset_dir) / examples
@@ -118,8 +119,7 @@ def encode_random_codes(builder, preset: str, output_dir: str,
   """A code dataset of the first `clips` train clips, random codec weights."""
   if os.path.exists(os.path.join(output_dir, 'dataset_info.json')):
     return output_dir
-  model_config = codec_task.resolve_model_config(
-      codec_configs.get_config(preset).model)
+  model_config = codec_configs.get_config(preset).model
   model = codec_task.build_model(model_config)
   shape = builder.info.features['video'].shape
   variables = jax.jit(lambda x: model.init(
@@ -171,7 +171,7 @@ def run(workdir: str) -> list[dict]:
   codes_dir = _CODES_DIR.value or encode_random_codes(
       builder, codec_preset, os.path.join(workdir, 'codes', dataset_config),
       _CLIPS.value)
-  codes = input_pipeline.load_source(
+  codes = sources.load_source(
       ml_collections.ConfigDict({'dataset_dir': codes_dir}), 'train')
   codes = FirstExamples(codes, _CLIPS.value)
 

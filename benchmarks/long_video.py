@@ -4,10 +4,10 @@ r"""An hour of video at 25 fps on one small machine: the past-future task.
       --workdir=runs/pf/bench_1h
 
 1. Encodes one generated 1-hour walk (90,000 frames of 64x64 at 25 fps) into
-   codes, chunk by chunk (`data_pipelines/long_video_codes.py`; skipped when
+   codes, chunk by chunk (`cvision/projects/codec/long_video_codes.py`; skipped when
    `--workdir` already holds it), in a child process.
 2. For each memory (slot, lstm, none), in a child process of its own: builds
-   the run as `experiments/main.py` does (`cvision.core.trainer.setup`, the
+   the run as `experiments/main.py` does (`cvision.core.run_setup.setup`, the
    core's train and eval steps, the grain input pipeline reading the codes
    from disk), then times `--train_steps` updates on the whole video (the
    first, which compiles, apart) and two evaluations of it.
@@ -77,8 +77,8 @@ def _run_child(phase: str) -> dict:
 def _encode() -> dict:
   """Phase 1, in the child: the video as codes (resumable)."""
   # pylint: disable=g-import-not-at-top
-  from cvision.codec import frozen
-  from data_pipelines import long_video_codes
+  from cvision.projects.codec import frozen
+  from cvision.projects.codec import long_video_codes
   if not _CODEC.value:
     raise app.UsageError('--codec_workdir is needed to encode the video.')
   start = time.time()
@@ -96,8 +96,10 @@ def _measure(memory: str) -> dict:
   import numpy as np
   from cvision.core import sharding
   from cvision.core import train_step as train_step_lib
-  from cvision.core import trainer
-  from data_pipelines import input_pipeline
+  from cvision import projects
+  from cvision.core import evaluation
+  from cvision.core import input_pipeline
+  from cvision.core import run_setup
   from experiments.configs import past_future as configs
 
   config = configs.get_config(memory)
@@ -106,11 +108,12 @@ def _measure(memory: str) -> dict:
   config.data.train_split = config.data.eval_split = SPLIT
   config.train.steps = _TRAIN_STEPS.value + 1
   workdir = os.path.join(_WORKDIR.value, f'run_{memory}')
-  run = trainer.setup(config, workdir, restore=False)
+  task = projects.build_task(config)
+  run = run_setup.setup(task, config, workdir, restore=False)
   step_fn = train_step_lib.make_train_step(
       run.task, run.tx, state_shardings=run.state_shardings, mesh=run.mesh)
   eval_fn = train_step_lib.make_eval_step(
-      run.task, state_shardings=run.state_shardings, mesh=run.mesh)
+      run.task.evaluate, state_shardings=run.state_shardings, mesh=run.mesh)
   batches = input_pipeline.train_iterator(
       input_pipeline.train_dataset(
           run.train_source, global_batch_size=1, seed=0,
@@ -131,7 +134,7 @@ def _measure(memory: str) -> dict:
   eval_times = []
   for _ in range(2):  # The first compiles.
     start = time.time()
-    metrics = trainer.evaluate_split(run, eval_fn, SPLIT)
+    metrics = evaluation.evaluate_split(run, eval_fn, SPLIT)
     eval_times.append(time.time() - start)
   planned = (compiled.argument_size_in_bytes + compiled.output_size_in_bytes
              + compiled.temp_size_in_bytes) if compiled else float('nan')

@@ -3,10 +3,10 @@ r"""The one binary: train, evaluate, encode, decode any cvision experiment.
   python experiments/main.py --config=experiments/configs/NAME.py[:PRESET] \
       --workdir=DIR --mode=train|eval|... [--config.train.steps=100 ...]
 
-`--mode` is `train` or `eval` for every task; a task may add its own modes
-(the codec adds `encode` and `decode`). Multi-host: pass --jax_distributed on
-every host (TPU pods and SLURM/GPU clusters are auto-detected by
-`jax.distributed.initialize`).
+`--mode` is `train` or `eval` for every project; a project may add its own
+modes (the codec adds `encode` and `decode`). Multi-host: pass
+--jax_distributed on every host (TPU pods and SLURM/GPU clusters are
+auto-detected by `jax.distributed.initialize`).
 """
 import os
 import sys
@@ -20,7 +20,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from cvision import tasks
+from cvision import projects
 from cvision.core import metric_logging
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -43,7 +43,7 @@ def main(argv):
     jax.distributed.initialize()
   metric_logging.quiet_library_logs()
   config = _CONFIG.value
-  modes = tasks.modes(config)
+  modes = projects.modes(config)
   if _MODE.value not in modes:
     raise app.UsageError(f'--mode={_MODE.value} is not a mode of task '
                          f'{config.task!r}; choose from {sorted(modes)}.')

@@ -22,9 +22,9 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-from cvision.codec import modes as codec_modes
+from cvision.projects.codec import modes as codec_modes
 from cvision.core import metric_logging
-from cvision.core import trainer
+from cvision import projects
 from experiments.configs import codec as codec_config
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where every stage writes.')
@@ -46,7 +46,7 @@ def main(argv):
   codec_dir = os.path.join(workdir, 'codec')
 
   logging.info('[1-2/5] Dataset and codec training (%s).', codec_dir)
-  trainer.train_and_evaluate(config, codec_dir)
+  projects.train(config, codec_dir)
   logging.info('[3/5] Codec against JPEG and MPEG.')
   evaluation = codec_modes.evaluate(config, codec_dir)
   logging.info('[4/5] Writing the dataset as codes.')

@@ -25,12 +25,13 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from sklearn import linear_model
 
 from cvision.core import warm_start
-from cvision.models import s3d
-from cvision.tasks import s3d_classification
+from cvision.projects.collab_memory import task as collab_memory
+from cvision.projects.s3d import task as s3d_classification
 from data_pipelines import build
 from data_pipelines.generated import moving_digits
 
@@ -63,13 +64,12 @@ def load_pooled_features(workdir: str) -> Callable[[np.ndarray], np.ndarray]:
         f'{workdir} is a {config.get("task")!r} run (input '
         f'{config.get("input")!r}); the probe reads the S3D of an RGB '
         '`s3d_classification` run or of a `collab_memory` run.')
-  # The S3D task's defaults fill what a CM run's config leaves out.
-  m = s3d_classification.resolve_model_config(config['model'])
-  model = s3d.S3D(num_classes=m.num_classes,
-                  width_multiplier=m.width_multiplier,
-                  min_channels=m.min_channels, gating=m.gating,
-                  stem=s3d_classification.stem_from_config(m),
-                  head='none')
+  config = ml_collections.ConfigDict(config)
+  # The run's own S3D, built as its task builds it, without the head.
+  if config.task == collab_memory.NAME:
+    model = collab_memory.build_backbone(config)
+  else:
+    model = s3d_classification.build_model(config).clone(head='none')
   params = variables['params']
   params = params.get('backbone', params)  # CM runs keep S3D under it.
   pooled = jax.jit(lambda clips: model.apply(

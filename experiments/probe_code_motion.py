@@ -5,7 +5,7 @@ r"""Linear probe: how much of the motion class do a code dataset's clips hold?
 
 Embeds each video's middle clip of `--clip_frames` code steps in the frozen
 codec's codebooks, takes the cosine similarity of every code cell with its
-neighbours one step later (`cvision.codec.probe.clip_correlations`, (2r+1)^2
+neighbours one step later (`cvision.projects.codec.probe.clip_correlations`, (2r+1)^2
 numbers per cell) and averages each over the clip: a handful of numbers per
 clip. A logistic regression fits them to the label on `--fit_split` and is
 scored on `--score_split`.
@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cvision.codec import frozen
-from cvision.codec import probe
+from cvision.projects.codec import frozen
+from cvision.projects.codec import probe
 
 _CODEC = flags.DEFINE_string('codec_workdir', None,
                              'The codec run that wrote the codes.')

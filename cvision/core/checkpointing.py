@@ -41,7 +41,9 @@ def describe_state(task_name: str, abstract_state: PyTree) -> dict[str, Any]:
   }
 
 
-def _diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def describe_differences(saved: dict[str, Any],
+                         current: dict[str, Any]) -> list[str]:
+  """What differs between two `describe_state` descriptions, in words."""
   problems = []
   if saved['task'] != current['task']:
     problems.append(f"it was written by task {saved['task']!r}, this run is "
@@ -109,7 +111,7 @@ class Checkpointer:
       raise CheckpointMismatchError(
           f'Checkpoint {path} has no model description (was it written by '
           f'cvision?): {e}') from e
-    problems = _diff(saved, self._description)
+    problems = describe_differences(saved, self._description)
     if problems:
       raise CheckpointMismatchError(
           f'Checkpoint {path} does not match this model/config:\n  - '

@@ -2,8 +2,11 @@
 
 A project (codec, augmenter, S3D, memory models, ...) is a `Task`: a way to
 initialise variables, a pure loss, and a pure evaluation function. The core
-(`cvision.core.train_step`, `cvision.core.trainer`) owns everything else:
-optimizer, sharding, precision, gradient accumulation, checkpoints, logging.
+(`cvision.core.train_step`, `cvision.core.trainer`,
+`cvision.core.evaluation`) owns everything else: optimizer, sharding,
+precision, gradient accumulation, checkpoints, logging, the evaluation loop.
+What else a project's own modes need from its model it declares in its own
+typed objects, not here.
 
 Conventions
 -----------
@@ -48,10 +51,27 @@ class EvalFn(Protocol):
 
   def __call__(self, params: PyTree, collections: PyTree,
                batch: Batch) -> Metrics:
-    """Returns per-example metrics, each of shape `[B]`.
+    """Returns per-example metrics, each of shape `[B, ...]`.
 
     The core averages them over a whole split, leaving out the padding that
     fills the last batch (so an evaluation is exact, whatever the batch size).
+    """
+
+
+class PredictFn(Protocol):
+
+  def __call__(self, params: PyTree, collections: PyTree,
+               batch: Batch) -> jax.Array:
+    """Returns logits: `[B, C]` per example, or `[B, T, C]` per frame."""
+
+
+class ScoreFn(Protocol):
+
+  def __call__(self, logits: jax.Array, batch: Batch) -> Metrics:
+    """Per-example metrics `[B, ...]` of `logits` against `batch`'s labels.
+
+    Per-frame logits may hold NaN on frames no clip covered (multi-clip
+    evaluation, `cvision.core.evaluation.multi_clip`); leave those out.
     """
 
 
@@ -67,18 +87,25 @@ class Task:
     evaluate: per-example evaluation metrics for one batch (see `EvalFn`).
     input_keys: the batch entries the task reads; the input pipeline drops the
       others before they reach the device.
-    extras: anything else the task's binaries and tests need.
+    time_keys: the entries of `input_keys` whose first example axis is time:
+      temporal crops (`data.train_clip_frames`) and multi-clip evaluation
+      cut them, all at the same frames.
     frozen: None, or `params -> tree of bool` (the same structure), True
       where a parameter must never change (a frozen backbone). The core
       gives those no update at all, weight decay included, and keeps no
       optimizer moments for them. A zero gradient is not enough: Adam turns
       the weight-decay term alone into full-size steps.
+    predict: optional, the model's logits for a batch; with `score`, what
+      multi-clip evaluation averages over clips.
+    score: optional, per-example metrics of logits (`evaluate` is then
+      `score(predict(...), batch)` on whole examples).
   """
   name: str
   init: InitFn
   loss: LossFn
   evaluate: EvalFn
   input_keys: tuple[str, ...]
-  extras: Mapping[str, Callable[..., Any]] = dataclasses.field(
-      default_factory=dict)
+  time_keys: tuple[str, ...] = ()
   frozen: Callable[[PyTree], PyTree] | None = None
+  predict: PredictFn | None = None
+  score: ScoreFn | None = None

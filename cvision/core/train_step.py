@@ -18,10 +18,12 @@ from jax.sharding import Mesh, NamedSharding
 
 from cvision.core import sharding
 from cvision.core.precision import cast_floating, compute_dtype
-from cvision.core.task import Batch, Metrics, Task
+from cvision.core.task import Batch, EvalFn, Metrics, Task
 from cvision.core.train_state import TrainState
 
 PyTree = Any
+# Train metric: 1.0 at a step whose loss or gradient was not finite.
+NONFINITE_KEY = 'nonfinite'
 
 
 def _split_variables(variables: PyTree) -> tuple[PyTree, PyTree]:
@@ -145,9 +147,19 @@ def train_step(state: TrainState, batch: Batch, *, task: Task,
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {k: v.astype(jnp.float32) for k, v in metrics.items()}
-  metrics.update(loss=loss, grad_norm=optax.tree.norm(grads))
-  new_state = state.replace(step=state.step + 1, params=params,
-                            opt_state=opt_state, collections=collections)
+  grad_norm = optax.tree.norm(grads)
+  metrics.update(loss=loss, grad_norm=grad_norm)
+  # A non-finite loss or gradient is caught here, on device, at the step it
+  # happens: the state keeps its previous (finite) values and the flag tells
+  # the loop, which stops at its next look at the metrics without having
+  # saved anything after this step. No extra host sync per step.
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  metrics[NONFINITE_KEY] = (~finite).astype(jnp.float32)
+  keep = lambda new, old: jnp.where(finite, new, old)
+  new_state = state.replace(
+      step=state.step + 1, params=jax.tree.map(keep, params, state.params),
+      opt_state=jax.tree.map(keep, opt_state, state.opt_state),
+      collections=jax.tree.map(keep, collections, state.collections))
   return new_state, metrics
 
 
@@ -172,17 +184,19 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, *,
       donate_argnums=(0,))
 
 
-def make_eval_step(task: Task, *, state_shardings: PyTree, mesh: Mesh,
+def make_eval_step(eval_fn: EvalFn, *, state_shardings: PyTree, mesh: Mesh,
                    compute_dtype_name: str = 'float32'):
   """Returns `eval_step(params, collections, batch) -> per-example metrics`.
 
-  Outputs stay sharded over the batch like the input.
+  `eval_fn` is a task's `evaluate` or another per-example function of the
+  same signature (`cvision.core.evaluation.multi_clip`). Outputs stay
+  sharded over the batch like the input.
   """
   dtype = compute_dtype(compute_dtype_name)
 
   def eval_step(params, collections, batch):
-    metrics = task.evaluate(cast_floating(params, dtype), collections,
-                            cast_floating(batch, dtype))
+    metrics = eval_fn(cast_floating(params, dtype), collections,
+                      cast_floating(batch, dtype))
     return {k: v.astype(jnp.float32) for k, v in metrics.items()}
 
   batch_sharding: NamedSharding = sharding.batch_sharding(mesh)

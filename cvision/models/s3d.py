@@ -277,6 +277,10 @@ class MixedBlock(nn.Module):
 class S3D(nn.Module):
   """S3D / S3D-G classifier for pixels or embedded neural codes.
 
+  Shared by the S3D and collaborative-memory projects; each builds it from
+  its own config (where every field's default is written), so no field has
+  a default here.
+
   Attributes:
     num_classes: number of output logits.
     width_multiplier: scales every channel count (`int(c * m)`).
@@ -305,15 +309,15 @@ class S3D(nn.Module):
     dtype: computation dtype (parameters stay float32; logits are float32).
   """
   num_classes: int
-  width_multiplier: float = 1.0
-  min_channels: int = 8
-  gating: bool = False
-  stem: StemConfig = StemConfig()
-  head: str = 'video'
-  dropout_rate: float = 0.5
-  input_projection: int = 0
-  input_correlation: int = 0
-  input_correlation_only: bool = False
+  width_multiplier: float
+  min_channels: int
+  gating: bool
+  stem: StemConfig
+  head: str
+  dropout_rate: float
+  input_projection: int
+  input_correlation: int
+  input_correlation_only: bool
   dtype: Any = jnp.float32
 
   def _ch(self, c: int) -> int:

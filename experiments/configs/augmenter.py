@@ -108,11 +108,10 @@ def get_config(arg: str | None = None):
   # The frozen codec: its encoder, codebooks and decoder.
   c.codec = base.ml_collections.ConfigDict()
   c.codec.workdir = ''  # The codec run's --workdir (required).
-  c.codec.preset = ''  # '' = read <workdir>/config.json.
   c.codec.step = 0  # 0 = its latest checkpoint.
 
   # The augmentation family and the ranges of its random parameters
-  # (cvision.augment.params.default_config).
+  # (cvision.projects.augmenter.params.default_config).
   c.augment = base.ml_collections.ConfigDict()
   c.augment.family = 'crop'
   c.augment.crop_min_scale = 0.5
@@ -137,7 +136,7 @@ def get_config(arg: str | None = None):
   c.model.attention = 'factorized'  # factorized | joint
   c.model.position_init = 'sinusoidal'  # sinusoidal | normal
   # False: one (y, x) position table shared by every frame, so a still clip
-  # stays still (cvision.models.augmenter); True: the paper's T x H x W.
+  # stays still (cvision.projects.augmenter.network); True: the paper's T x H x W.
   c.model.time_positions = True
 
   c.data.builder_kwargs.config = 'small'  # 16x64x64, what codec.py:cpu saw.
@@ -147,7 +146,7 @@ def get_config(arg: str | None = None):
   # Loss: |A(X; p) - decode(a(z, p))|_1 (the paper's), plus this weight
   # times |a(z, p) - e(A(X; p))|_1, the encoder's latents of the target: the
   # decoder alone leaves latents free to differ from the codes a downstream
-  # model knows (cvision.tasks.augmenter; README).
+  # model knows (cvision.projects.augmenter.task; README).
   c.loss = base.ml_collections.ConfigDict()
   c.loss.code_target_weight = 0.0
 

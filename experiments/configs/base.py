@@ -15,7 +15,7 @@ def default_data_dir() -> str:
 def get_base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.task = ''  # A name from cvision.tasks.TASK_MODULES.
+  c.task = ''  # A name from cvision.projects.PROJECTS.
 
   # Input. `name` + `builder_kwargs` pick a builder of data_pipelines.build;
   # `dataset_dir` instead reads a prepared TFDS dataset (e.g. codes).
@@ -62,6 +62,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.eval_batches = 0  # 0 = the whole split.
   c.train.grad_accum_steps = 1
   c.train.compute_dtype = 'float32'  # float32 | bfloat16
+  # Steps dispatched before the host waits for the oldest one: more overlap
+  # host and device; fewer keep a SIGTERM's checkpoint prompt.
+  c.train.max_steps_in_flight = 1
   # Stage-wise training: start (when the workdir has no checkpoint yet) from
   # another run's parameters, matched by path and shape; fresh optimizer.
   c.train.init_from = ml_collections.ConfigDict()
@@ -74,6 +77,7 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = 'test'
+  c.eval.num_batches = 0  # 0 = the whole split.
 
   # `data` shards the batch; `model` is there for rules that shard weights.
   c.mesh = ml_collections.ConfigDict()

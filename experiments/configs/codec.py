@@ -25,7 +25,7 @@ grid with the paper's network depth and width (V_e 128, E_c 3, D_c 5), for
 one accelerator on the generated 64x64 videos; T_s: temporal stride
 (paper B.2 time compression). cr236 is the paper's B.2 space-compression
 setting (32x16x16x2); cr236_time its time-compression twin (4x32x32x4).
-CR = T*H*W*3*8 / (T_c*H_c*W_c*N*log2 K) (`cvision.codec.compression_rate`).
+CR = T*H*W*3*8 / (T_c*H_c*W_c*N*log2 K) (`cvision.projects.codec.compression_rate`).
 The paper-size presets read `data.builder_kwargs.config='paper'` (generated,
 32x256x256); point `data` at your own videos for real runs.
 """
@@ -154,7 +154,10 @@ def get_config(arg: str | None = None):
   c.model.temporal_stride = 1  # Time compression (paper B.2); 1 = off.
   c.model.commitment_cost = 0.25
   c.model.ema_decay = 0.99
-  c.model.dead_code_threshold = 1.0
+  c.model.dead_code_threshold = 1.0  # EMA assignments per step.
+  # Encode and decode longer clips in windows of this many frames, the
+  # training clip length (0 = whole clips; `vqvae.VQVAE`).
+  c.model.window_frames = 0
 
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 2e-3
@@ -183,7 +186,7 @@ def get_config(arg: str | None = None):
   c.decode.num_videos = 4
 
   # --mode=probe: how directly the codes show where pixels move
-  # (`cvision.codec.probe`; needs videos with a static background).
+  # (`cvision.projects.codec.probe`; needs videos with a static background).
   c.probe = base.ml_collections.ConfigDict()
   c.probe.split = 'test'
   c.probe.num_videos = 128

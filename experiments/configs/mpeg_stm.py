@@ -97,21 +97,30 @@ def get_config(arg: str | None = None):
   c.model = base.ml_collections.ConfigDict({
       'num_classes': 8,  # Moving digits' motion classes.
       'modalities': ('i', 'mv', 'r'),
-      'accumulated': True,
+      'accumulated': True,  # False: raw P-frames (the ablation).
       'embed_dim': 64,
       'patch_size': 16,
       'stm_features': (16, 16),
       'stm_strides': (4, 2),
-      'temporal_cell': 'lif',
-      'common_stm': False,
-      'learn_dynamics': True,
+      'temporal_cell': 'lif',  # lif (STM) | lstm (ConvLSTM ablation)
+      'common_stm': False,  # One STM over mv and r concatenated.
+      'learn_dynamics': True,  # False: fixed v_th and lambda.
       'v_th_init': 1.0,
       'leak_init': 0.9,
       'surrogate_alpha': 2.0,
-      'p_time_slots': 3,
+      'p_time_slots': 3,  # STM outputs averaged into this many per GOP.
       'depth': 2,
       'num_heads': 4,
-      'encoder': 'unified',
+      'mlp_ratio': 2,
+      'encoder': 'unified',  # unified | separate | cross
+      'mixer_growth': 16,
+      'rrdb_blocks': 2,
+      # Input scales, to about unit range (pixels for motion, 0-255 levels
+      # for residuals); accumulated values grow with the GOP.
+      'mv_scale': 4.0,
+      'accumulated_mv_scale': 16.0,
+      'residual_scale': 32.0,
+      'accumulated_residual_scale': 64.0,
   })
 
   c.optimizer.name = 'adam'
@@ -128,7 +137,6 @@ def get_config(arg: str | None = None):
   c.train.eval_batches = 0
 
   c.eval.split = 'test'
-  c.eval.num_batches = 0  # 0 = the whole split.
 
   for preset in presets:
     PRESETS[preset](c)

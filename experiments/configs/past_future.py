@@ -2,10 +2,10 @@ r"""The past-future task on long videos of codes (paper Sec. 4.6, App. D).
 
   # Long videos as codes, once (generated 30-minute walks; the codec run
   # must exist, e.g. `codec.py:cpu`):
-  python -m data_pipelines.long_video_codes --codec_workdir=runs/codec \
+  python -m cvision.projects.codec.long_video_codes --codec_workdir=runs/codec \
       --output_dir=runs/pf/codes_30min --minutes=30
   # ... and 5-minute ones for the first stage:
-  python -m data_pipelines.long_video_codes --codec_workdir=runs/codec \
+  python -m cvision.projects.codec.long_video_codes --codec_workdir=runs/codec \
       --output_dir=runs/pf/codes_5min --minutes=5 --train_videos=24 \
       --test_videos=6
   # Per memory (slot, lstm, none), a curriculum: 5-minute videos first, then
@@ -118,14 +118,15 @@ def get_config(arg: str | None = None):
   c.past_future.reverse_prob = 0.5
   c.past_future.eval_seed = 0
   c.past_future.video_frames = 0  # 0 = any length (a length preset sets it).
+  # accuracy_near: queries at most this many chunks from the step (30 s).
+  c.past_future.near_chunks = 6
 
   # The frozen codec; '' = the one named in the dataset's metadata.
   c.codec = base.ml_collections.ConfigDict()
   c.codec.workdir = ''
-  c.codec.preset = ''
   c.codec.step = 0  # 0 = the checkpoint that wrote the codes.
 
-  c.data.dataset_dir = ''  # Written by data_pipelines/long_video_codes.py.
+  c.data.dataset_dir = ''  # Written by cvision/projects/codec/long_video_codes.py.
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
   c.data.batch_size = 1  # Videos per update.

@@ -62,10 +62,9 @@ top-1 at 3000 steps instead of 23.8%, at the same speed (README).
 codes / reconstructions need `--config.codec.workdir` (the codec run: its
 config.json and checkpoints are read, never written) and
 `--config.data.dataset_dir` (the code dataset its `--mode=encode` wrote, here
-with `--config.data.builder_kwargs.config=large`); `--config.codec.preset` is
-only needed when the run has no config.json.
+with `--config.data.builder_kwargs.config=large`).
 
-Code augmentation (Table 4; `cvision.augment.downstream`): the augmentation
+Code augmentation (Table 4; `cvision.projects.augmenter.downstream`): the augmentation
 presets apply to `codes`, e.g. `codes,learned_crops
 --config.code_augment.augmenter_workdir=runs/augmenter_crop`; without them
 the codes are used as encoded (the central-crop baseline). Moving digits'
@@ -218,11 +217,10 @@ def get_config(arg: str | None = None):
   # The frozen codec, for codes and reconstructions.
   c.codec = base.ml_collections.ConfigDict()
   c.codec.workdir = ''  # The codec run's --workdir (required for codes).
-  c.codec.preset = ''  # '' = read <workdir>/config.json.
   # 0 = the checkpoint that wrote data.dataset_dir's codes, else the latest.
   c.codec.step = 0
 
-  # Augmentation of codes in code space (cvision.augment.downstream):
+  # Augmentation of codes in code space (cvision.projects.augmenter.downstream):
   # none | nn_crop | learned, at train time and for the test-time views.
   c.code_augment = base.ml_collections.ConfigDict()
   c.code_augment.train = 'none'
@@ -262,7 +260,6 @@ def get_config(arg: str | None = None):
   c.eval.split = 'test'
   c.eval.num_clips = (1, 2, 4)
   c.eval.clip_frames = 0  # 0 = data.train_clip_frames, else whole videos.
-  c.eval.num_batches = 0  # 0 = the whole split.
 
   for preset in base.parse_presets(arg, PRESETS):
     PRESETS[preset](c)
