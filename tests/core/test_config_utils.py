@@ -1,18 +1,34 @@
-"""Config defaults: overrides apply, typos fail naming the known fields."""
+"""Networks are built from every config field, no more and no fewer."""
+import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 import pytest
 
 from cvision.core import config_utils
-from cvision.tasks import codec as codec_task
 
 
-def test_overrides_apply_and_the_rest_keep_their_defaults():
-  config = config_utils.with_defaults(
-      ml_collections.ConfigDict({'a': 1, 'b': 2}), {'b': 5}, 'toy')
-  assert config.to_dict() == {'a': 1, 'b': 5}
+class _Toy(nn.Module):
+  width: int
+  depth: int
+  dtype: object = jnp.float32
+
+  def __call__(self, x):
+    return x
 
 
-def test_a_misspelt_field_is_named_with_the_known_ones():
-  with pytest.raises(ValueError, match=r"unknown codec model fields "
-                     r"\['num_codebook'\]; known: \[.*'num_codebooks'"):
-    codec_task.resolve_model_config({'num_codebook': 4})
+def test_every_field_reaches_the_module():
+  toy = config_utils.build_module(
+      _Toy, ml_collections.ConfigDict({'width': 3, 'depth': 2}), 'toy model',
+      dtype=jnp.bfloat16)
+  assert (toy.width, toy.depth, toy.dtype) == (3, 2, jnp.bfloat16)
+
+
+def test_a_misspelt_field_is_named_with_the_missing_one():
+  with pytest.raises(ValueError, match=r"toy model config does not fit _Toy: "
+                     r"unknown fields \['widht'\]; missing fields \['width'\]"):
+    config_utils.build_module(_Toy, {'widht': 3, 'depth': 2}, 'toy model')
+
+
+def test_a_field_left_out_is_named():
+  with pytest.raises(ValueError, match=r"missing fields \['depth'\]"):
+    config_utils.build_module(_Toy, {'width': 3}, 'toy model')

@@ -3,7 +3,7 @@ import jax
 import numpy as np
 
 from cvision.core import sharding
-from data_pipelines import input_pipeline
+from cvision.core import input_pipeline
 import ml_collections
 
 

@@ -6,6 +6,7 @@ import types
 
 import ml_collections
 
+from cvision.core import evaluation
 from cvision.core import trainer
 
 
@@ -37,10 +38,11 @@ class _Checkpointer:
 def _run(steps, log_every=100):
   train = types.SimpleNamespace(steps=steps, log_every=log_every,
                                 checkpoint_every=1000, eval_every=0,
-                                eval_batches=0)
+                                eval_batches=0, max_steps_in_flight=1)
   config = types.SimpleNamespace(
       train=train,
-      data=ml_collections.ConfigDict({'eval_split': 'validation'}))
+      data=ml_collections.ConfigDict({'eval_split': 'validation',
+                                      'train_clip_frames': 0}))
   return types.SimpleNamespace(config=config, state=0,
                                checkpointer=_Checkpointer())
 
@@ -55,7 +57,7 @@ def _loop(run, step_fn, log):
 
 def test_validation_reads_clips_of_the_training_length(monkeypatch):
   calls = []
-  monkeypatch.setattr(trainer, 'evaluate_split',
+  monkeypatch.setattr(evaluation, 'evaluate_split',
                       lambda run, fn, split, batches, **k: calls.append(
                           (split, k)) or {'loss': 0.0})
   run = _run(steps=4)
@@ -78,7 +80,7 @@ def test_validation_reads_clips_of_the_training_length(monkeypatch):
 
 def test_the_host_waits_for_the_previous_step_before_dispatching_more(
     monkeypatch):
-  monkeypatch.setattr(trainer, 'evaluate_split',
+  monkeypatch.setattr(evaluation, 'evaluate_split',
                       lambda *a, **k: {'loss': 0.0})
   log = []
 

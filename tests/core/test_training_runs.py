@@ -150,6 +150,6 @@ def test_restoring_a_checkpoint_of_another_task_names_both(tmp_path, data_dir):
   from cvision.core import checkpointing
   saved = {'task': 'codec', 'leaves': {'.params': [[1], 'float32']}}
   current = {'task': 'autoencoder', 'leaves': {'.params': [[1], 'float32']}}
-  problems = checkpointing._diff(saved, current)  # pylint: disable=protected-access
+  problems = checkpointing.describe_differences(saved, current)
   assert problems == ["it was written by task 'codec', this run is task "
                       "'autoencoder'"]

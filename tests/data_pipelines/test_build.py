@@ -10,6 +10,7 @@ import pytest
 from data_pipelines import build
 from data_pipelines import video_io
 from data_pipelines.generated import moving_digits as md
+from data_pipelines import sources
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -74,24 +75,24 @@ def test_command_line(tmp_path):
 
 
 def test_split_specs_take_tfds_slices_and_name_bad_ones(data_dir):
-  from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
+  from cvision.core import input_pipeline  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(dict(
       name='moving_digits', data_dir=data_dir, dataset_dir='',
       builder_kwargs=dict(config='tiny')))
-  full = input_pipeline.load_source(config, 'train')
-  first = input_pipeline.load_source(config, 'train[:16]')
+  full = sources.load_source(config, 'train')
+  first = sources.load_source(config, 'train[:16]')
   assert len(full) == 64 and len(first) == 16
   np.testing.assert_array_equal(first[15]['video'], full[15]['video'])
-  assert len(input_pipeline.load_source(config, 'train[:25%]')) == 16
+  assert len(sources.load_source(config, 'train[:25%]')) == 16
   with pytest.raises(ValueError, match=r"'trian\[:16\]' not in dataset.*"
                      r"'test', 'train', 'validation'"):
-    input_pipeline.load_source(config, 'trian[:16]')
+    sources.load_source(config, 'trian[:16]')
   with pytest.raises(ValueError, match=r"'train\[:x\]'.*not a valid TFDS "
                      'split spec'):
-    input_pipeline.load_source(config, 'train[:x]')
+    sources.load_source(config, 'train[:x]')
   with pytest.raises(ValueError, match=r"'train\[64:\]' not in dataset"):
-    input_pipeline.load_source(config, 'train[64:]')  # Empty.
-  validation = input_pipeline.load_source(config, 'validation')
-  both = input_pipeline.load_source(config, 'train[:8]+validation')
+    sources.load_source(config, 'train[64:]')  # Empty.
+  validation = sources.load_source(config, 'validation')
+  both = sources.load_source(config, 'train[:8]+validation')
   assert len(both) == 8 + len(validation)

@@ -19,9 +19,20 @@ WIDTH = 0.125
 NUM_CLASSES = 5
 
 
+# Modules carry no defaults (the configs do); these are the test's own.
+_TEST_FIELDS = dict(width_multiplier=WIDTH, min_channels=8, gating=False,
+                    stem=s3d.StemConfig(), head='video', dropout_rate=0.5,
+                    input_projection=0, input_correlation=0,
+                    input_correlation_only=False)
+
+
+def _s3d(num_classes=NUM_CLASSES, **overrides):
+  return s3d.S3D(num_classes, **{**_TEST_FIELDS, **overrides})
+
+
 def _model(grid, **kwargs):
   stem = s3d.stem_for_input(GRIDS[grid], RGB_THW)
-  return s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=stem, **kwargs)
+  return _s3d(stem=stem, **kwargs)
 
 
 def _shapes(model, thw, channels, batch=2):
@@ -90,7 +101,7 @@ def test_output_shapes(grid, head):
 
 @pytest.mark.parametrize('t', [8, 12, 16])
 def test_frame_head_length_equals_input_frames(t):
-  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, head='frame')
+  model = _s3d(head='frame')
   (logits, ends), _ = _shapes(model, (t, 32, 32), 3, batch=1)
   assert logits.shape == (1, t, NUM_CLASSES)
   assert ends['features'].shape[1] == s3d.output_thw((t, 32, 32))[0]
@@ -162,7 +173,7 @@ def test_adam_lowers_cross_entropy_on_codes():
   # BatchNorm statistics are too noisy for a few steps to make progress.
   codes = rng.integers(0, 16, size=(4, 8, 16, 16, 2)).astype(np.uint16)
   labels = np.array([0, 1, 2, 3])
-  model = s3d.S3D(4, width_multiplier=WIDTH, gating=True, dropout_rate=0.,
+  model = _s3d(4, gating=True, dropout_rate=0.,
                   stem=s3d.stem_for_input((8, 16, 16), RGB_THW))
   embed = code_embedding.CodeEmbedding(codebooks=books)
   x = embed.apply({}, codes)
@@ -251,7 +262,7 @@ def _first_kernel(variables, layer):
 def test_full_first_conv_keeps_shapes_with_one_7x7x7_kernel():
   stem = s3d.stem_for_input(GRIDS['quarter'], RGB_THW, conv1_separable=False)
   assert stem.strides == s3d.stem_for_input(GRIDS['quarter'], RGB_THW).strides
-  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=stem)
+  model = _s3d(stem=stem)
   (_, ends), variables = _shapes(model, GRIDS['quarter'], 8)
   (_, sep_ends), sep = _shapes(_model('quarter'), GRIDS['quarter'], 8)
   for name in ('Conv3d_1a_7x7', 'MaxPool_2a_3x3', 'features'):
@@ -262,7 +273,7 @@ def test_full_first_conv_keeps_shapes_with_one_7x7x7_kernel():
                                                            'temporal'}
   small = s3d.stem_for_input(GRIDS['quarter'], RGB_THW, conv1_separable=False,
                              conv1_kernel=(3, 3, 3))
-  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=small)
+  model = _s3d(stem=small)
   (_, small_ends), variables = _shapes(model, GRIDS['quarter'], 8)
   first = nn.unbox(variables['params']['Conv3d_1a_7x7'])
   assert first['conv']['kernel'].shape == (3, 3, 3, 8, 8)
@@ -282,7 +293,7 @@ def test_full_first_conv_can_tell_the_direction_of_a_shift():
   t, w = 8, 16
   stem = s3d.StemConfig((1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1),
                         conv1_separable=False)
-  model = s3d.S3D(NUM_CLASSES, width_multiplier=WIDTH, stem=stem)
+  model = _s3d(stem=stem)
   dot = lambda step: np.stack([np.eye(w)[None, (4 + step * i) % w]
                                for i in range(t)])  # [T, 1, W]
   x = np.zeros((2, t, 1, w, 1), np.float32)

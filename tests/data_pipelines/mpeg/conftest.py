@@ -31,10 +31,3 @@ def right_moving_gops(right_moving_clip):
                               allow_reencode=False)
 
 
-@pytest.fixture(scope='session')
-def mpeg_data_dir(tmp_path_factory):
-  """A data dir holding `mpeg_gops/tiny` (1 GOP of 32x32, 16/8/8 videos)."""
-  from data_pipelines.builders import mpeg_gops  # pylint: disable=g-import-not-at-top
-  path = str(tmp_path_factory.mktemp('mpeg_datasets'))
-  mpeg_gops.build(path, 'tiny')
-  return path

@@ -4,10 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.models import augmenter
+from cvision.projects.augmenter import network as augmenter
 
 SMALL = dict(mlp_features=(8, 8), width=16, num_layers=1, num_heads=2,
-             ffw_size=16, max_frames=4)
+             ffw_size=16, max_frames=4, attention='factorized',
+             position_init='sinusoidal', time_positions=True)
 
 
 def _inputs(b=2, t=4, c=6):

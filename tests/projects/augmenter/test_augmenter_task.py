@@ -9,13 +9,13 @@ import numpy as np
 import optax
 import pytest
 
-from cvision import tasks
+from cvision import projects
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
 from cvision.core.train_state import TrainState
 from cvision.models import code_embedding
-from cvision.tasks import augmenter as augmenter_task
-from data_pipelines import input_pipeline
+from cvision.projects.augmenter import task as augmenter_task
+from data_pipelines import sources
 from experiments.configs import augmenter as augmenter_configs
 
 
@@ -27,7 +27,7 @@ def _config(presets, codec_workdir, data_dir):
 
 
 def _batch(config, n=4):
-  source = input_pipeline.load_source(config.data, 'train')
+  source = sources.load_source(config.data, 'train')
   return {'video': np.stack([source[i]['video'][:4] for i in range(n)])}
 
 
@@ -43,18 +43,19 @@ def crop_task(tiny_codec_run, data_dir):
   # (test_gradients_reach_only_the_augmenter), where the first steps on the
   # L1 code term overshoot; that term has its own test below.
   config.loss.code_target_weight = 0.0
-  task = tasks.build_task(config)
+  augmenter = augmenter_task.build(config)
   batch = _batch(config)
-  variables = jax.jit(task.init)(jax.random.PRNGKey(0), batch)
-  return task, batch, variables
+  variables = jax.jit(augmenter.task.init)(jax.random.PRNGKey(0), batch)
+  return augmenter, batch, variables
 
 
 def test_gradients_reach_only_the_augmenter(crop_task):
-  task, batch, variables = crop_task
+  augmenter, batch, variables = crop_task
+  task = augmenter.task
   params = sharding.unbox(variables['params'])
   assert set(variables) == {'params'}  # No codec collection in the state.
   assert set(params) == {'mlp_0', 'mlp_1', 'mlp_out', 'transformer'}
-  codec_before = jax.tree.map(np.copy, dict(task.extras['codec'].variables))
+  codec_before = jax.tree.map(np.copy, dict(augmenter.codec.variables))
 
   tx = optax.adam(3e-3)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
@@ -80,7 +81,7 @@ def test_gradients_reach_only_the_augmenter(crop_task):
   assert np.isfinite(losses).all() and losses[-1] < losses[0]
   # The codec is a constant: its variables are untouched.
   jax.tree.map(np.testing.assert_array_equal, codec_before,
-               dict(task.extras['codec'].variables))
+               dict(augmenter.codec.variables))
 
 
 def _paths_where(tree):
@@ -89,7 +90,8 @@ def _paths_where(tree):
 
 
 def test_evaluate_is_per_example_and_independent_of_the_batch(crop_task):
-  task, batch, variables = crop_task
+  augmenter, batch, variables = crop_task
+  task = augmenter.task
   params = sharding.unbox(variables['params'])
   evaluate = jax.jit(task.evaluate)
   metrics = jax.device_get(evaluate(params, {}, batch))
@@ -149,7 +151,7 @@ def test_code_target_weight_adds_the_distance_to_the_targets_codes(
   results = {}
   for weight in (0.0, 0.5):
     config.loss.code_target_weight = weight
-    task = tasks.build_task(config)
+    task = projects.build_task(config)
     variables = jax.jit(task.init)(jax.random.PRNGKey(0), batch)
     params = sharding.unbox(variables['params'])
     loss, (metrics, _) = jax.jit(task.loss)(params, {}, batch, rng)
@@ -163,7 +165,7 @@ def test_code_target_weight_adds_the_distance_to_the_targets_codes(
                              rtol=1e-5)
   config.loss.code_target_weight = -1.0
   with pytest.raises(ValueError, match='code_target_weight=-1.0'):
-    tasks.build_task(config)
+    projects.build_task(config)
 
 
 def test_frame_change_is_the_mean_step_between_frames():
@@ -179,11 +181,11 @@ def test_frame_change_is_the_mean_step_between_frames():
 def test_missing_codec_is_named(data_dir):
   config = _config('tiny,crop', '', data_dir)
   with pytest.raises(ValueError, match='--config.codec.workdir'):
-    tasks.build_task(config)
+    projects.build_task(config)
   config = _config('tiny', '', data_dir)
   config.augment.family = 'zoom'
   with pytest.raises(ValueError, match="family 'zoom'"):
-    tasks.build_task(config)
+    projects.build_task(config)
 
 
 def test_binary_trains_and_writes_the_quality_report(tiny_augmenter_run,
@@ -192,7 +194,7 @@ def test_binary_trains_and_writes_the_quality_report(tiny_augmenter_run,
   workdir = tiny_augmenter_run  # Trained by the binary (conftest).
   assert os.path.isdir(os.path.join(workdir, 'checkpoints', '2'))
   config = _config('tiny,crop', tiny_codec_run, data_dir)
-  tasks.modes(config)['eval'](config, workdir)
+  projects.modes(config)['eval'](config, workdir)
   with open(os.path.join(workdir, 'eval', 'augmenter_test.json')) as f:
     result = json.load(f)
   (row,) = result['rows']
@@ -220,10 +222,10 @@ def test_rotation_targets_follow_the_configured_fill(tiny_codec_run,
   for fill in ('reflect', 'black'):
     config = _config('tiny,rotation', tiny_codec_run, data_dir)
     config.augment.rotation_fill = fill
-    task = tasks.build_task(config)
-    variables = task.init(jax.random.PRNGKey(0), {'video': video})
-    out = task.extras['compare'](sharding.unbox(variables['params']), video,
-                                 angle, 'rotation')
+    augmenter = augmenter_task.build(config)
+    variables = augmenter.task.init(jax.random.PRNGKey(0), {'video': video})
+    out = augmenter.compare(sharding.unbox(variables['params']), video,
+                            angle, 'rotation')
     corners[fill] = np.asarray(out['target'])[0, :, 0, 0]
   np.testing.assert_allclose(corners['reflect'], 0.7, atol=1e-5)
   np.testing.assert_allclose(corners['black'], 0.0, atol=1e-6)

@@ -6,13 +6,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision import tasks
-from cvision.augment import downstream
-from cvision.augment import frozen
-from cvision.augment import nn_crop
-from cvision.augment import params as params_lib
-from cvision.models.vqvae import quantizer as vq_lib
+from cvision import projects
+from cvision.projects.s3d import task as s3d_task
+from cvision.projects.augmenter import downstream
+from cvision.projects.augmenter import frozen
+from cvision.projects.augmenter import nn_crop
+from cvision.projects.augmenter import params as params_lib
+from cvision.projects.codec.vqvae import quantizer as vq_lib
 from experiments.configs import s3d as s3d_configs
+
+
+def _code_augment(overrides=None):
+  """`config.code_augment` of the s3d config (its defaults) with overrides."""
+  config = s3d_configs.get_config().code_augment
+  config.update(overrides or {})
+  return config
+
+
+def _from_config(overrides=None, **kwargs):
+  return downstream.from_config(_code_augment(overrides), **kwargs)
 
 
 def _latents(batch=2, t=4, h=8, w=8, c=3):
@@ -22,21 +34,19 @@ def _latents(batch=2, t=4, h=8, w=8, c=3):
 
 def test_bad_settings_are_named():
   with pytest.raises(ValueError, match=r"code_augment.train='crops'"):
-    downstream.from_config({'train': 'crops'})
+    _from_config({'train': 'crops'})
   with pytest.raises(ValueError, match='eval_views=4 needs'):
-    downstream.from_config({'eval_views': 4})
+    _from_config({'eval_views': 4})
   with pytest.raises(ValueError, match='augmenter_workdir'):
-    downstream.from_config({'train': 'learned'})
+    _from_config({'train': 'learned'})
   with pytest.raises(ValueError, match=r'crop scale 1.5'):
-    downstream.from_config({'crop_scale': 1.5})
-  with pytest.raises(ValueError, match='unknown code_augment fields'):
-    downstream.from_config({'views': 2})
-  assert not downstream.from_config(None).active
+    _from_config({'crop_scale': 1.5})
+  assert not _from_config(None).active
 
 
 def test_nn_crop_views_are_the_linearly_spaced_boxes():
   x = _latents()
-  aug = downstream.from_config({'eval': 'nn_crop', 'eval_views': 3,
+  aug = _from_config({'eval': 'nn_crop', 'eval_views': 3,
                                 'crop_scale': 0.5})
   views = aug.eval_inputs(x)
   assert len(views) == 3
@@ -49,13 +59,13 @@ def test_nn_crop_views_are_the_linearly_spaced_boxes():
   np.testing.assert_array_equal(views[0][:, :, ::2, ::2], x[:, :, :4, :4])
   np.testing.assert_array_equal(views[0][:, :, 1::2, 1::2], x[:, :, :4, :4])
   # 'none' at test is the clip itself, once.
-  (same,) = downstream.from_config(None).eval_inputs(x)
+  (same,) = _from_config(None).eval_inputs(x)
   assert same is x
 
 
 def test_nn_crop_training_boxes_are_random_per_clip_and_rng():
   x = _latents(batch=4)
-  aug = downstream.from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
+  aug = _from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
                                 'crop_max_scale': 0.5})
   a, flipped = aug.train_input(x, jax.random.key(0))
   b, _ = aug.train_input(x, jax.random.key(1))
@@ -73,7 +83,7 @@ def test_nn_crop_training_boxes_are_random_per_clip_and_rng():
 
 def test_train_probability_augments_that_share_of_clips():
   x = _latents(batch=64)
-  aug = downstream.from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
+  aug = _from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
                                 'crop_max_scale': 0.5,
                                 'train_probability': 0.25})
   out, flipped = aug.train_input(x, jax.random.key(0))
@@ -83,13 +93,13 @@ def test_train_probability_augments_that_share_of_clips():
   # A half-side box never gives the clip back, so the kept clips are the
   # ones the coin skipped: about 3 in 4 (48 expected, sd 3.5).
   assert 36 <= sum(kept) <= 60
-  every = downstream.from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
+  every = _from_config({'train': 'nn_crop', 'crop_min_scale': 0.5,
                                   'crop_max_scale': 0.5})
   boxes, _ = every.train_input(x, jax.random.key(0))
   assert not any(np.array_equal(o, c)
                  for o, c in zip(np.asarray(boxes), np.asarray(x)))
   with pytest.raises(ValueError, match=r'train_probability=0.0 must be in'):
-    downstream.from_config({'train': 'nn_crop', 'train_probability': 0.0})
+    _from_config({'train': 'nn_crop', 'train_probability': 0.0})
 
 
 def test_learned_views_go_through_the_network(tiny_augmenter_run,
@@ -97,7 +107,7 @@ def test_learned_views_go_through_the_network(tiny_augmenter_run,
   augmenter = frozen.load_frozen_augmenter(tiny_augmenter_run)
   c = augmenter.latent_channels
   x = _latents(batch=2, t=4, h=8, w=8, c=c)
-  aug = downstream.from_config(
+  aug = _from_config(
       {'train': 'learned', 'eval': 'learned', 'eval_views': 2,
        'augmenter_workdir': tiny_augmenter_run},
       codebook_shape=(1, 8, c))
@@ -111,7 +121,7 @@ def test_learned_views_go_through_the_network(tiny_augmenter_run,
   assert trained.shape == x.shape and flipped is None  # A crop network.
   assert not np.allclose(trained, aug.train_input(x, jax.random.key(1))[0])
   with pytest.raises(ValueError, match='transforms'):
-    downstream.from_config({'train': 'learned',
+    _from_config({'train': 'learned',
                             'augmenter_workdir': tiny_augmenter_run},
                            codebook_shape=(1, 8, c + 1))
 
@@ -121,9 +131,10 @@ def test_learned_crop_training_boxes_follow_code_augment(tiny_augmenter_run):
   c = augmenter.latent_channels
   x = _latents(batch=3, t=4, h=8, w=8, c=c)
   key = jax.random.key(0)
-  fixed = {'crop_min_scale': 0.875, 'crop_max_scale': 0.875}
-  aug = downstream.from_config(
-      {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run, **fixed},
+  fixed = params_lib.crop_ranges(0.875, 0.875)
+  aug = _from_config(
+      {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run,
+       'crop_min_scale': 0.875, 'crop_max_scale': 0.875},
       codebook_shape=(1, 8, c))
   trained, _ = aug.train_input(x, key)
   boxes = params_lib.sample_params(key, 'crop', 3, fixed)
@@ -131,11 +142,11 @@ def test_learned_crop_training_boxes_follow_code_augment(tiny_augmenter_run):
   np.testing.assert_allclose(trained, augmenter.apply(x, boxes), rtol=1e-6)
   # The network was trained on sides 0.5-0.9 (augmenter.py's default).
   with pytest.raises(ValueError, match=r'crop_min_scale=0.3 .*sides 0.5-0.9'):
-    downstream.from_config(
+    _from_config(
         {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run,
          'crop_min_scale': 0.3})
   with pytest.raises(ValueError, match=r'crop_scale=0.95: .*sides 0.5-0.9'):
-    downstream.from_config(
+    _from_config(
         {'eval': 'learned', 'eval_views': 2, 'crop_scale': 0.95,
          'augmenter_workdir': tiny_augmenter_run})
 
@@ -145,12 +156,12 @@ def test_s3d_averages_logits_over_the_views(tiny_codec_run):
   config.codec.workdir = tiny_codec_run
   config.data.dataset_dir = os.path.join(tiny_codec_run, 'no_codes_here')
   config.code_augment.eval_views = 2
-  task = tasks.build_task(config)
-  aug = task.extras['augmentation']
+  classifier = s3d_task.build(config)
+  task = classifier.task
+  aug = classifier.augmentation
   assert (aug.train_mode, aug.eval_mode, aug.eval_views) == (
       'nn_crop', 'nn_crop', 2)
-  codebook = task.extras['codebook']
-  n, k, _ = codebook.shape
+  n, k, _ = classifier.codec.codebook.shape
   codes = jnp.asarray(np.random.default_rng(1).integers(
       0, k, (2, 4, 4, 4, n)), jnp.uint8)
   batch = {'codes': codes, 'label': jnp.asarray([1, 2])}
@@ -158,9 +169,9 @@ def test_s3d_averages_logits_over_the_views(tiny_codec_run):
   variables = jax.tree.map(lambda v: getattr(v, 'value', v), variables,
                            is_leaf=lambda v: hasattr(v, 'value'))
   params = variables.pop('params')
-  logits = task.extras['logits'](params, variables, codes)
-  model = task.extras['model']()
-  x = task.extras['network_input'](params, codes)
+  logits = task.predict(params, variables, batch)
+  model = classifier.model
+  x = classifier.network_input(params, codes)
   by_hand = np.mean([
       model.apply({'params': params, **variables},
                   nn_crop.nearest_neighbour_crop(x, box, (4, 4)), train=False)
@@ -169,7 +180,7 @@ def test_s3d_averages_logits_over_the_views(tiny_codec_run):
   # Augmenting RGB is refused by name.
   rgb = s3d_configs.get_config('tiny,nn_crops')
   with pytest.raises(ValueError, match='code_augment augments codes'):
-    tasks.build_task(rgb)
+    projects.build_task(rgb)
 
 
 class _ExactFlipNetwork:
@@ -177,7 +188,8 @@ class _ExactFlipNetwork:
   family = 'flip'
 
   def sample_params(self, rng, batch):
-    return params_lib.sample_params(rng, 'flip', batch)
+    return params_lib.sample_params(rng, 'flip', batch,
+                                    {'flip_probability': 0.5})
 
   def apply(self, latents, params, family=None):
     del family  # Always 'flip'.
@@ -186,7 +198,7 @@ class _ExactFlipNetwork:
 
 
 def _flip_augmentation():
-  base = downstream.from_config(
+  base = _from_config(
       {'flip_classes': s3d_configs.MOVING_DIGITS_FLIP_CLASSES})
   return downstream.CodeAugmentation(**dict(
       vars(base), train_mode='learned', augmenter=_ExactFlipNetwork()))
@@ -254,15 +266,15 @@ def test_a_flipped_test_view_is_scored_in_the_clip_classes():
 
 def test_bad_flip_classes_are_named():
   with pytest.raises(ValueError, match=r'flip_classes=\(0, 0, 1\) must list'):
-    downstream.from_config({'flip_classes': (0, 0, 1)})
+    _from_config({'flip_classes': (0, 0, 1)})
   with pytest.raises(ValueError, match='class 0 goes to 1, whose mirror is 2'):
-    downstream.from_config({'flip_classes': (1, 2, 0)})
+    _from_config({'flip_classes': (1, 2, 0)})
   aug = _flip_augmentation()
   with pytest.raises(ValueError, match='has 8 entries for a model of 4'):
     aug.check_num_classes(4)
   aug.check_num_classes(8)
   # Without flips the map is not used, so any class count is fine.
-  downstream.from_config(
+  _from_config(
       {'flip_classes': s3d_configs.MOVING_DIGITS_FLIP_CLASSES}
   ).check_num_classes(101)
 
@@ -282,8 +294,9 @@ def test_s3d_trains_flipped_clips_on_mirrored_labels(tiny_codec_run,
   config = s3d_configs.get_config('tiny,codes')
   config.codec.workdir = tiny_codec_run
   config.data.dataset_dir = os.path.join(tiny_codec_run, 'no_codes_here')
-  task = tasks.build_task(config)
-  n, k, _ = task.extras['codebook'].shape
+  classifier = s3d_task.build(config)
+  task = classifier.task
+  n, k, _ = classifier.codec.codebook.shape
   codes = jnp.asarray(np.random.default_rng(1).integers(
       0, k, (8, 4, 4, 4, n)), jnp.uint8)
   labels = jnp.asarray([0, 1, 4, 5, 0, 1, 4, 5])
@@ -296,17 +309,27 @@ def test_s3d_trains_flipped_clips_on_mirrored_labels(tiny_codec_run,
   loss, _ = task.loss(params, variables, batch, rng)
   # The same clips by hand: the task splits off the augmentation key first.
   dropout_rng, augment_rng = jax.random.split(rng)
-  x, flipped = aug.train_input(task.extras['network_input'](params, codes),
+  x, flipped = aug.train_input(classifier.network_input(params, codes),
                                augment_rng)
   assert 0 < int(np.sum(flipped)) < 8
-  logits, _ = task.extras['model']().apply(
+  logits, _ = classifier.model.apply(
       {'params': params, **variables}, x, train=True,
       rngs={'dropout': dropout_rng}, mutable=list(variables))
   mirrored = jnp.where(flipped, jnp.asarray([1, 0, 5, 4, 1, 0, 5, 4]), labels)
-  want = task.extras['metrics'](logits, mirrored)['loss'].mean()
-  as_given = task.extras['metrics'](logits, labels)['loss'].mean()
+  want = s3d_task.per_example_metrics(logits, mirrored)['loss'].mean()
+  as_given = s3d_task.per_example_metrics(logits, labels)['loss'].mean()
   np.testing.assert_allclose(loss, want, rtol=1e-5)
   assert abs(float(want) - float(as_given)) > 1e-4
+
+
+class _SnappingCodec:
+  """Stands in for a `FrozenCodec`: only its codebooks are used."""
+
+  def __init__(self, codebook):
+    self.codebook = codebook
+
+  def snap_to_codebook(self, latents):
+    return vq_lib.snap_to_codebook(latents, self.codebook)
 
 
 def test_snapped_learned_views_are_codebook_entries():
@@ -315,7 +338,7 @@ def test_snapped_learned_views_are_codebook_entries():
   x = _latents(batch=4, w=4)  # Off-codebook latents, C = 1 x 3.
   aug = downstream.CodeAugmentation(**dict(
       vars(_flip_augmentation()), eval_mode='learned', eval_views=2,
-      snap_codebook=codebook))
+      snap_codec=_SnappingCodec(codebook)))
   trained, flipped = aug.train_input(x, jax.random.key(0))
   mirrored = jnp.where(jnp.asarray(flipped)[:, None, None, None, None],
                        x[:, :, :, ::-1], x)
@@ -328,12 +351,12 @@ def test_snapped_learned_views_are_codebook_entries():
       flip, vq_lib.snap_to_codebook(x[:, :, :, ::-1], codebook))
   np.testing.assert_array_equal(plain, vq_lib.snap_to_codebook(x, codebook))
   with pytest.raises(ValueError, match="snaps the learned network's outputs"):
-    downstream.from_config({'train': 'nn_crop', 'snap_to_codebook': True})
+    _from_config({'train': 'nn_crop', 'snap_to_codebook': True})
 
 
 def test_snapping_needs_the_codec(tiny_augmenter_run):
   c = frozen.load_frozen_augmenter(tiny_augmenter_run).latent_channels
   with pytest.raises(ValueError, match='snap_to_codebook needs the codec'):
-    downstream.from_config(
+    _from_config(
         {'train': 'learned', 'augmenter_workdir': tiny_augmenter_run,
          'snap_to_codebook': True}, codebook_shape=(1, 8, c))

@@ -7,9 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from cvision.augment import frozen
-from cvision.augment import params as params_lib
-from cvision.codec import frozen as frozen_codec
+from cvision.projects.augmenter import frozen
+from cvision.projects.augmenter import params as params_lib
+from cvision.projects.codec import frozen as frozen_codec
 
 
 @pytest.fixture(scope='module')

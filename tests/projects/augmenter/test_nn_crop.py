@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cvision.augment import nn_crop
+from cvision.projects.augmenter import nn_crop
 
 
 def _grid(b=2, t=1, h=4, w=4, c=2):

@@ -4,14 +4,24 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cvision.augment import params as params_lib
-from cvision.augment import pixel_transforms as pt
+from cvision.projects.augmenter import params as params_lib
+from cvision.projects.augmenter import pixel_transforms as pt
+
+from experiments.configs import augmenter as augmenter_config
 
 KEY = jax.random.PRNGKey(0)
+# The ranges are the config's (the one place they are written).
+RANGES = augmenter_config.get_config().augment
+
+
+def _ranges(**overrides):
+  config = ml_collections.ConfigDict(RANGES.to_dict())
+  config.update(overrides)
+  return config
 
 
 def test_crop_boxes_lie_in_the_frame_with_sides_in_range():
-  boxes = np.asarray(params_lib.sample_params(KEY, 'crop', 256))
+  boxes = np.asarray(params_lib.sample_params(KEY, 'crop', 256, RANGES))
   assert boxes.shape == (256, 4)
   sides_h, sides_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
   np.testing.assert_allclose(sides_h, sides_w, atol=1e-6)  # Square.
@@ -20,7 +30,7 @@ def test_crop_boxes_lie_in_the_frame_with_sides_in_range():
 
 
 def test_aspect_ratio_range_changes_box_shapes():
-  config = {'crop_min_aspect_ratio': 0.5, 'crop_max_aspect_ratio': 2.0}
+  config = _ranges(crop_min_aspect_ratio=0.5, crop_max_aspect_ratio=2.0)
   boxes = np.asarray(params_lib.sample_params(KEY, 'crop', 256, config))
   ratio = (boxes[:, 2] - boxes[:, 0]) / (boxes[:, 3] - boxes[:, 1])
   assert ratio.min() < 0.8 and ratio.max() > 1.25
@@ -31,7 +41,7 @@ def test_aspect_ratio_range_changes_box_shapes():
     ('brightness', -0.3, 0.3), ('saturation', 0.0, 2.0),
     ('rotation', -np.pi / 6, np.pi / 6)])
 def test_scalar_families_stay_in_their_ranges(family, low, high):
-  values = np.asarray(params_lib.sample_params(KEY, family, 512))
+  values = np.asarray(params_lib.sample_params(KEY, family, 512, RANGES))
   assert values.shape == (512, 1)
   assert low - 1e-6 <= values.min() < low + 0.1 * (high - low)
   assert high - 0.1 * (high - low) < values.max() <= high + 1e-6
@@ -39,13 +49,13 @@ def test_scalar_families_stay_in_their_ranges(family, low, high):
 
 def test_flips_are_zero_or_one_at_the_configured_rate():
   flips = np.asarray(params_lib.sample_params(
-      KEY, 'flip', 1000, {'flip_probability': 0.25}))
+      KEY, 'flip', 1000, _ranges(flip_probability=0.25)))
   assert set(np.unique(flips)) <= {0.0, 1.0}
   assert 0.2 < flips.mean() < 0.3
 
 
 def test_all_draws_exactly_one_family_per_clip():
-  rows = np.asarray(params_lib.sample_params(KEY, 'all', 500))
+  rows = np.asarray(params_lib.sample_params(KEY, 'all', 500, RANGES))
   assert rows.shape == (500, 8)
   identity = pt.identity_params('all', 1)[0]
   active = []
@@ -59,9 +69,9 @@ def test_all_draws_exactly_one_family_per_clip():
 
 
 def test_sampling_is_a_function_of_the_key():
-  a = params_lib.sample_params(KEY, 'all', 8)
-  b = params_lib.sample_params(KEY, 'all', 8)
-  c = params_lib.sample_params(jax.random.PRNGKey(1), 'all', 8)
+  a = params_lib.sample_params(KEY, 'all', 8, RANGES)
+  b = params_lib.sample_params(KEY, 'all', 8, RANGES)
+  c = params_lib.sample_params(jax.random.PRNGKey(1), 'all', 8, RANGES)
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, c)
 
@@ -83,19 +93,19 @@ def test_linspace_boxes_span_the_frame_and_one_is_central():
 
 
 def test_bad_configs_are_named():
-  with pytest.raises(ValueError,
-                     match=r"unknown augment fields \['crop_scale'\]"):
-    params_lib.resolve_config({'crop_scale': 0.5})
+  with pytest.raises(ValueError, match=r"'crop' parameters need the fields "
+                     r"\['crop_min_aspect_ratio', 'crop_max_aspect_ratio'\]"):
+    params_lib.check_config({'crop_min_scale': 0.5, 'crop_max_scale': 0.9},
+                            'crop')
   with pytest.raises(ValueError, match='crop_min_scale=0.9 and '
                      'augment.crop_max_scale=0.5'):
-    params_lib.resolve_config(ml_collections.ConfigDict(
-        {'crop_min_scale': 0.9, 'crop_max_scale': 0.5}))
+    params_lib.check_config(_ranges(crop_min_scale=0.9, crop_max_scale=0.5))
   with pytest.raises(ValueError, match='flip_probability=2'):
-    params_lib.resolve_config({'flip_probability': 2})
+    params_lib.check_config(_ranges(flip_probability=2))
   with pytest.raises(ValueError, match="augment.rotation_fill='zero' is not "
                      r"one of \('reflect', 'edge', 'black'\)"):
-    params_lib.resolve_config({'rotation_fill': 'zero'})
+    params_lib.check_config(_ranges(rotation_fill='zero'))
   with pytest.raises(ValueError, match="family 'zoom'"):
-    params_lib.sample_params(KEY, 'zoom', 2)
+    params_lib.sample_params(KEY, 'zoom', 2, RANGES)
   with pytest.raises(ValueError, match='num_crops=0'):
     params_lib.linspace_boxes(0, 0.5)

@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from cvision.augment import pixel_transforms as pt
+from cvision.projects.augmenter import pixel_transforms as pt
 
 
 def _video(b=2, t=2, h=4, w=4, seed=0):

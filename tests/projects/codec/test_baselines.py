@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from cvision.codec import baselines
+from cvision.projects.codec import baselines
 
 
 def _video(t=6, h=32, w=32):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from cvision.codec import code_dataset
+from cvision.projects.codec import code_dataset
 from data_pipelines import build
 
 

@@ -63,12 +63,13 @@ def test_encode_writes_codes_that_read_back_sharded_on_8_devices(
   script = f'''
 import jax, numpy as np, ml_collections
 from cvision.core import sharding
-from data_pipelines import input_pipeline
+from cvision.core import input_pipeline
+from data_pipelines import sources
 config = ml_collections.ConfigDict({{'dataset_dir': {codes_dir!r}}})
 mesh = sharding.make_mesh(ml_collections.ConfigDict(
     {{'shape': (-1, 1), 'axes': ('data', 'model')}}))
 dataset = input_pipeline.train_dataset(
-    input_pipeline.load_source(config, 'train'), global_batch_size=8, seed=0,
+    sources.load_source(config, 'train'), global_batch_size=8, seed=0,
     keys=('codes', 'label'))
 batch = next(input_pipeline.train_iterator(
     dataset, start_step=0, sharding=sharding.batch_sharding(mesh)))

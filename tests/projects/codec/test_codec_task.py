@@ -7,16 +7,21 @@ import numpy as np
 import optax
 import pytest
 
-from cvision.models import vqvae
-from cvision.tasks import codec as codec_task
+from cvision.projects.codec import vqvae
+from cvision.projects.codec import task as codec_task
+from experiments.configs import codec as codec_configs
 
 _TINY = dict(num_strided_blocks=1, num_upsampling_blocks=1,
              num_encoder_res_blocks=1, num_decoder_res_blocks=1,
-             embedding_dim=8, num_codebooks=2, codebook_size=16)
+             embedding_dim=8, num_codebooks=2, codebook_size=16,
+             space_to_depth=1, temporal_stride=1)
 
 
 def _config(**model):
-  return ml_collections.ConfigDict({'model': dict(_TINY, **model)})
+  """The codec config's model fields (their one definition), made tiny."""
+  config = codec_configs.get_config()
+  config.model.update(dict(_TINY, **model))
+  return config
 
 
 def _batch():
@@ -31,7 +36,7 @@ def _batch():
 
 
 def test_default_config_fields_and_unknown_field_error():
-  config = codec_task.default_model_config()
+  config = codec_configs.get_config().model
   for field in ('num_strided_blocks', 'num_encoder_res_blocks',
                 'num_decoder_res_blocks', 'num_upsampling_blocks',
                 'embedding_dim', 'num_codebooks', 'codebook_size',
@@ -40,9 +45,15 @@ def test_default_config_fields_and_unknown_field_error():
     assert field in config
   # The default model: 64x64x16 clips -> CR 96.
   assert codec_task.model_compression_rate(config, (16, 64, 64)) == 96.0
+  misspelt = _config()
+  with misspelt.model.unlocked():
+    misspelt.model.codebok_size = 3
   with pytest.raises(ValueError, match='codebok_size'):
-    codec_task.build_task(ml_collections.ConfigDict(
-        {'model': {'codebok_size': 3}}))
+    codec_task.build_task(misspelt)
+  incomplete = _config()
+  del incomplete.model['window_frames']
+  with pytest.raises(ValueError, match=r"missing fields \['window_frames'\]"):
+    codec_task.build_task(incomplete)
 
 
 def test_training_lowers_the_loss_and_metrics_are_reported():
@@ -84,18 +95,19 @@ def test_training_lowers_the_loss_and_metrics_are_reported():
     assert np.all(np.isfinite(evaluation[key])), key
   assert float(evaluation['mae'].max()) < 0.5
 
-  # The extras encode/decode a batch like the model does.
-  codes = task.extras['encode']({'params': params, **collections},
-                                batch['video'])
+  # The model's encode/decode and the codebook of the trained variables.
+  model = codec_task.build_model(_config().model)
+  variables = {'params': params, **collections}
+  codes = model.apply(variables, batch['video'], method=model.encode)
   assert codes.shape == (2, 4, 4, 4, 2)
-  video = task.extras['decode']({'params': params, **collections}, codes)
+  video = model.apply(variables, codes, method=model.decode)
   assert video.shape == (2, 4, 8, 8, 3)
-  codebook = task.extras['codebook'](collections)
+  codebook = codec_task.get_codebook(collections)
   assert codebook.shape == (2, 16, 4)
   latents = vqvae.codes_to_latents(codebook, codes)
   assert latents.shape == (2, 4, 4, 4, 8)
-  assert task.extras['compression_rate']((4, 8, 8)) == pytest.approx(
-      4 * 8 * 8 * 24 / (4 * 4 * 4 * 2 * 4))  # = 24.
+  assert codec_task.model_compression_rate(_config().model, (4, 8, 8)) == (
+      pytest.approx(4 * 8 * 8 * 24 / (4 * 4 * 4 * 2 * 4)))  # = 24.
 
 
 def test_bfloat16_parameters_compute_in_bfloat16_with_float32_outputs():

@@ -3,8 +3,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cvision.codec import compression_rate as cr_lib
-from cvision.tasks import codec as codec_task
+from cvision.projects.codec import compression_rate as cr_lib
+from cvision.projects.codec import task as codec_task
 
 
 def test_hand_computed_case():
@@ -65,20 +65,23 @@ def test_code_grid_shape():
   assert cr_lib.code_grid_shape((32, 256, 256), config) == (32, 16, 16)
   config.update(num_strided_blocks=2, space_to_depth=2, temporal_stride=4)
   assert cr_lib.code_grid_shape((16, 64, 64, 3), config) == (4, 8, 8)
-  # Plain mappings work too; missing optional fields default to 1.
-  assert cr_lib.code_grid_shape((5, 8, 8), {'num_strided_blocks': 1}) == (
-      5, 4, 4)
+  # Plain mappings work too.
+  assert cr_lib.code_grid_shape((5, 8, 8), {
+      'num_strided_blocks': 1, 'space_to_depth': 1, 'temporal_stride': 1}) == (
+          5, 4, 4)
 
 
 def test_code_grid_shape_errors_name_the_dimension():
-  config = {'num_strided_blocks': 3}
+  config = {'num_strided_blocks': 3, 'space_to_depth': 1,
+            'temporal_stride': 1}
   with pytest.raises(ValueError, match='H=100'):
     cr_lib.code_grid_shape((8, 100, 64), config)
   with pytest.raises(ValueError, match='T=5'):
-    cr_lib.code_grid_shape((5, 64, 64), {'num_strided_blocks': 3,
-                                         'temporal_stride': 2})
+    cr_lib.code_grid_shape((5, 64, 64), dict(config, temporal_stride=2))
   with pytest.raises(ValueError, match='num_strided_blocks'):
     cr_lib.code_grid_shape((8, 64, 64), {})
+  with pytest.raises(ValueError, match='space_to_depth'):
+    cr_lib.code_grid_shape((8, 64, 64), {'num_strided_blocks': 3})
 
 
 @pytest.mark.parametrize('args, bad', [

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.codec import frozen
+from cvision.projects.codec import frozen
 
 
 @pytest.fixture(scope='module')
@@ -69,4 +69,4 @@ def test_runs_without_a_saved_window_use_their_training_clip_length(
     tmp_path, model, clip_frames, window):
   with open(tmp_path / 'config.json', 'w') as f:
     json.dump({'model': model, 'data': {'train_clip_frames': clip_frames}}, f)
-  assert frozen.codec_model_config(str(tmp_path)).window_frames == window
+  assert frozen.saved_model_config(str(tmp_path)).window_frames == window

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from cvision.codec import frozen
-from data_pipelines import long_video_codes as lvc
+from cvision.projects.codec import frozen
+from cvision.projects.codec import long_video_codes as lvc
 from data_pipelines import video_io
 from data_pipelines.generated import long_world
 
-from tests.past_future.conftest import TINY_CHUNK_FRAMES, TINY_CHUNKS
+from tests.conftest import TINY_CHUNK_FRAMES, TINY_CHUNKS
 
 
 def _source(dataset_dir, split):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision import tasks
+from cvision import projects as tasks
 from cvision.core import optimizer as optimizer_lib
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cvision.codec import probe
+from cvision.projects.codec import probe
 
 
 def _square_video(positions, size=8, cell=4):

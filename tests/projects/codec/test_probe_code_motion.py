@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from cvision.codec import probe
+from cvision.projects.codec import probe
 from tests.conftest import REPO_ROOT
 
 PROBE = os.path.join(REPO_ROOT, 'experiments', 'probe_code_motion.py')

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.models.vqvae import quantizer as vq_lib
+from cvision.projects.codec.vqvae import quantizer as vq_lib
 
 
 # Everything runs under jit: op-by-op execution compiles every primitive for
@@ -34,9 +34,16 @@ def _train_step(quantizer, variables, x, seed=0):
   return step(variables, x)
 
 
+def _quantizer(**fields):
+  """A quantizer with the codec presets' EMA settings unless overridden."""
+  return vq_lib.VectorQuantizer(**{
+      'commitment_cost': 0.25, 'ema_decay': 0.99, 'dead_code_threshold': 1.0,
+      **fields})
+
+
 def test_shapes_and_dtypes():
-  q = vq_lib.VectorQuantizer(num_codebooks=2, codebook_size=16,
-                             embedding_dim=8)
+  q = _quantizer(num_codebooks=2, codebook_size=16,
+                 embedding_dim=8)
   x = jax.random.normal(jax.random.key(1), (2, 3, 4, 4, 8))
   variables = _init(q, x)
   assert variables[vq_lib.COLLECTION]['codebook'].shape == (2, 16, 4)
@@ -49,8 +56,8 @@ def test_shapes_and_dtypes():
 
 
 def test_codes_are_nearest_entries_hand_checked():
-  q = vq_lib.VectorQuantizer(num_codebooks=2, codebook_size=3,
-                             embedding_dim=4, commitment_cost=0.25)
+  q = _quantizer(num_codebooks=2, codebook_size=3,
+                 embedding_dim=4, commitment_cost=0.25)
   codebook = np.array([
       [[0, 0], [1, 0], [0, 5]],  # Codebook 0 quantises channels 0-1.
       [[0, 0], [-2, -2], [3, 3]],  # Codebook 1 quantises channels 2-3.
@@ -93,8 +100,8 @@ def test_codes_to_latents_shapes_and_errors():
 
 
 def test_straight_through_gradient_is_identity():
-  q = vq_lib.VectorQuantizer(num_codebooks=2, codebook_size=8,
-                             embedding_dim=4)
+  q = _quantizer(num_codebooks=2, codebook_size=8,
+                 embedding_dim=4)
   x = jax.random.normal(jax.random.key(2), (5, 4))
   variables = _init(q, x)
   grad = jax.jit(jax.grad(lambda x: jnp.sum(q.apply(variables, x)[0])))(x)
@@ -102,9 +109,9 @@ def test_straight_through_gradient_is_identity():
 
 
 def test_ema_moves_entry_towards_assigned_vectors():
-  q = vq_lib.VectorQuantizer(num_codebooks=1, codebook_size=2,
-                             embedding_dim=2, ema_decay=0.9,
-                             dead_code_threshold=0.0)
+  q = _quantizer(num_codebooks=1, codebook_size=2,
+                 embedding_dim=2, ema_decay=0.9,
+                 dead_code_threshold=0.0)
   codebook = np.array([[[0.0, 0.0], [10.0, 10.0]]])
   x = jnp.array([[1.0, 1.0], [1.2, 0.8], [0.8, 1.2]])  # All -> entry 0.
   variables = _init(q, x, codebook=codebook, cluster_size=[[1.0, 1.0]],
@@ -127,8 +134,8 @@ def test_ema_moves_entry_towards_assigned_vectors():
 
 
 def test_dead_codes_restart_on_batch_vectors():
-  q = vq_lib.VectorQuantizer(num_codebooks=1, codebook_size=3,
-                             embedding_dim=2, dead_code_threshold=1.0)
+  q = _quantizer(num_codebooks=1, codebook_size=3,
+                 embedding_dim=2, dead_code_threshold=1.0)
   codebook = np.array([[[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0]]])
   x = jax.random.normal(jax.random.key(3), (16, 2))
   variables = _init(q, x, codebook=codebook,
@@ -149,8 +156,8 @@ def test_dead_codes_restart_on_batch_vectors():
 
 
 def test_first_training_step_initialises_codebook_from_data():
-  q = vq_lib.VectorQuantizer(num_codebooks=2, codebook_size=4,
-                             embedding_dim=4)
+  q = _quantizer(num_codebooks=2, codebook_size=4,
+                 embedding_dim=4)
   x = 5.0 + jax.random.normal(jax.random.key(4), (64, 4))
   variables = _init(q, x)
   _, new = _train_step(q, variables, x)

@@ -3,7 +3,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from cvision.codec import report
+from cvision.projects.codec import report
 
 _ROWS = [
     {'codec': 'jpeg', 'setting': 'q=50', 'cr': 13.1, 'psnr': 28.6,

@@ -3,7 +3,7 @@ import tracemalloc
 
 import numpy as np
 
-from cvision.codec import code_dataset
+from cvision.projects.codec import code_dataset
 from data_pipelines.generated import moving_digits as md
 
 

@@ -5,13 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.models import vqvae
+from cvision.projects.codec import vqvae
 
 
 def _model(**kwargs):
   config = dict(num_strided_blocks=1, num_upsampling_blocks=1,
                 num_encoder_res_blocks=1, num_decoder_res_blocks=1,
-                embedding_dim=8, num_codebooks=2, codebook_size=16)
+                embedding_dim=8, num_codebooks=2, codebook_size=16,
+                space_to_depth=1, temporal_stride=1, commitment_cost=0.25,
+                ema_decay=0.99, dead_code_threshold=1.0, window_frames=0)
   config.update(kwargs)
   return vqvae.VQVAE(**config)
 

@@ -1,7 +1,7 @@
 """The memory's extra inference cost, counted by XLA."""
 import pytest
 
-from cvision.tasks import collab_memory
+from cvision.projects.collab_memory import modes as collab_memory
 from experiments.configs import collab_memory as cm_configs
 
 VIDEO = (16, 32, 32, 3)  # Tiny: 16 frames of 32x32.

@@ -5,8 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from cvision.models import collab_memory as cm
-from cvision.tasks import collab_memory as collab_memory_task
+from cvision.projects.collab_memory import network as cm
+from cvision.projects.collab_memory import task as collab_memory_task
 
 
 def _clips(n=3, b=2, l=2, c=4, seed=0):

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from cvision.tasks import collab_memory as task_lib
+from cvision.projects.collab_memory import task as task_lib
 from data_pipelines.builders import moving_digits
 from experiments.configs import collab_memory as configs
 from tests.conftest import main_args, run_main
@@ -47,8 +47,10 @@ def test_clips_inside_their_segments():
     task_lib.segment_clip_starts(jax.random.key(0), 28, 4, 8, 'segments')
   with pytest.raises(ValueError, match="clip sampling 'middle'"):
     task_lib.segment_clip_starts(jax.random.key(0), 32, 4, 8, 'middle')
+  cm = configs.get_config('tiny,cm').cm
+  cm.clip_sampling = 'middle'
   with pytest.raises(ValueError, match='config.cm.clip_sampling'):
-    task_lib.resolve_cm_config({'clip_sampling': 'middle'})
+    task_lib.check_cm_config(cm)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cvision.tasks import collab_memory as task_lib
+from cvision.projects.collab_memory import task as task_lib
 from data_pipelines.generated import moving_digits as md
 
 SEGMENTS = md.COUNT_ROTATIONS.segments_per_video

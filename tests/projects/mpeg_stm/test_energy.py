@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cvision.metrics import energy
-from cvision.models.stm import lif
+from cvision.projects.mpeg_stm import energy
+from cvision.projects.mpeg_stm.stm import lif
 
 
 def test_counts_and_energy_by_hand():

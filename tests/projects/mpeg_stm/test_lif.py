@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.models.stm import lif
+from cvision.projects.mpeg_stm.stm import lif
 
 
 def test_spike_is_a_step_with_the_arctan_surrogate_gradient():

@@ -4,13 +4,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.metrics import energy
-from cvision.models.stm import model as stm_model
+from cvision.projects.mpeg_stm import energy
+from cvision.projects.mpeg_stm.stm import model as stm_model
 
 B, G, P, H, W = 2, 2, 11, 32, 32
-SMALL = dict(num_classes=8, embed_dim=16, stm_features=(4, 4),
-             stm_strides=(4, 2), num_heads=2, depth=1, p_time_slots=2,
-             mixer_growth=4, rrdb_blocks=1)
+# The module has no defaults (the config has); these are the test's own.
+SMALL = dict(num_classes=8, modalities=('i', 'mv', 'r'), embed_dim=16,
+             patch_size=16, stm_features=(4, 4), stm_strides=(4, 2),
+             temporal_cell='lif', common_stm=False, learn_dynamics=True,
+             v_th_init=1.0, leak_init=0.9, surrogate_alpha=2.0,
+             num_heads=2, depth=1, p_time_slots=2, mlp_ratio=2,
+             encoder='unified', mixer_growth=4, rrdb_blocks=1)
 
 
 def _inputs():
@@ -62,10 +66,10 @@ def test_ablation_variants_shapes(variant, streams):
 def test_lstm_and_fixed_threshold_parameters():
   x = _inputs()
   lstm = jax.eval_shape(stm_model.CompressedVideoSTM(
-      **SMALL, temporal_cell='lstm').init, jax.random.key(1), x)['params']
+      **{**SMALL, 'temporal_cell': 'lstm'}).init, jax.random.key(1), x)['params']
   assert set(lstm['mv_stm']) == {'conv_lstm_0', 'conv_lstm_1'}
   fixed = jax.eval_shape(stm_model.CompressedVideoSTM(
-      **SMALL, learn_dynamics=False).init, jax.random.key(1), x)['params']
+      **{**SMALL, 'learn_dynamics': False}).init, jax.random.key(1), x)['params']
   assert set(fixed['mv_stm']['conv_lif_0']) == {'conv'}
 
 

@@ -5,7 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from cvision.tasks import mpeg_stm
+from cvision.projects.mpeg_stm import task as mpeg_stm
+from data_pipelines import sources
 from experiments.configs import mpeg_stm as configs
 from tests.conftest import main_args, run_main
 
@@ -40,8 +41,8 @@ def test_dataset_dir_follows_data_dir(mpeg_data_dir):
 def test_loss_on_a_real_batch(mpeg_data_dir):
   config = _config('tiny', mpeg_data_dir)
   task = mpeg_stm.build_task(config)
-  from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
-  source = input_pipeline.load_source(config.data, 'train')
+  from cvision.core import input_pipeline  # pylint: disable=g-import-not-at-top
+  source = sources.load_source(config.data, 'train')
   batch = {k: np.stack([source[i][k] for i in range(2)])
            for k in task.input_keys}
   # Jitted: eagerly every op of the scans compiles on its own.

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cvision.models import past_future as pf
+from cvision.projects.past_future import network as pf
 
 
 def test_patch_conv_equals_flax_conv():
@@ -24,7 +24,7 @@ def _model(memory):
   return pf.PastFutureModel(
       memory=memory, dim=8, adapter_channels=(4,),
       adapter_kernels=((2, 1, 1),), adapter_strides=((2, 1, 1),),
-      num_heads=2, mlp_dim=8, lstm_size=6)
+      core_layers=1, num_heads=2, mlp_dim=8, attention_top_k=4, lstm_size=6)
 
 
 def _run(model, params, chunks, queries):
@@ -137,7 +137,7 @@ def test_attention_falls_back_to_the_sink_unless_an_entry_matches():
 
 
 def test_unknown_memory_is_named():
-  model = pf.PastFutureModel(memory='gru')
+  model = _model('gru')
   x = jnp.zeros((1, 4, 4, 4, 3))
   with pytest.raises(ValueError, match="memory='gru'"):
     model.init(jax.random.key(0), x, x[:, None])

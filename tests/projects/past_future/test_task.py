@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from cvision.tasks import past_future as pf
+from cvision.projects.past_future import task as pf
 from experiments.configs import past_future as configs
 from tests.conftest import run_main
-from tests.past_future.conftest import TINY_CHUNK_FRAMES, TINY_CHUNKS
+from tests.conftest import TINY_CHUNK_FRAMES, TINY_CHUNKS
 
 
 def _config(dataset_dir, preset='tiny,slot', **task_fields):
@@ -118,8 +118,9 @@ def _train_batch(dataset_dir):
 @pytest.mark.parametrize('memory', [
     'slot', pytest.param('lstm', marks=pytest.mark.slow)])
 def test_gradient_is_the_sum_of_per_chunk_gradients(tiny_long_codes, memory):
-  task = pf.build_task(_config(tiny_long_codes, f'tiny,{memory}',
-                               chunks_per_block=3))
+  model = pf.build(_config(tiny_long_codes, f'tiny,{memory}',
+                           chunks_per_block=3))
+  task = model.task
   batch = _train_batch(tiny_long_codes)
   params = task.init(jax.random.key(0), batch)['params']
   rng = jax.random.key(5)
@@ -128,8 +129,8 @@ def test_gradient_is_the_sum_of_per_chunk_gradients(tiny_long_codes, memory):
 
   # The definition: each chunk's loss differentiated on its own, with the
   # memory of earlier chunks held fixed, one chunk at a time.
-  runner = task.extras['runner']
-  codes, plan = task.extras['training_queries'](batch['codes'], rng)
+  runner = model.runner
+  codes, plan = model.training_queries(batch['codes'], rng)
   chunks = pf.split_chunks(codes, TINY_CHUNK_FRAMES)
   step_grad = jax.jit(jax.value_and_grad(runner.step_loss, has_aux=True))
   state = runner.initial_memory(params, 2, TINY_CHUNKS)

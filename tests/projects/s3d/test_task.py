@@ -15,12 +15,12 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from cvision import tasks
+from cvision import projects
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
 from cvision.core.train_state import TrainState
-from cvision.tasks import s3d_classification as s3d_task
-from data_pipelines import input_pipeline
+from cvision.projects.s3d import task as s3d_task
+from data_pipelines import sources
 from experiments.configs import s3d as s3d_configs
 from tests.conftest import main_args, run_main
 
@@ -80,13 +80,14 @@ def _paths(tree):
 
 
 @pytest.mark.parametrize('preset', ['codes', 'reconstructions'])
-def test_codec_inputs_need_the_codec_workdir_and_codes(preset, tmp_path):
-  with pytest.raises(ValueError, match=r'--config\.codec\.workdir'):
-    tasks.build_task(_config(f'tiny,{preset}'))
-  config = _config(f'tiny,{preset}')
-  config.codec.workdir = str(tmp_path)
+def test_codec_inputs_need_the_codes_and_their_codec(preset, tmp_path):
   with pytest.raises(ValueError, match=r'--config\.data\.dataset_dir'):
-    tasks.build_task(config)
+    projects.build_task(_config(f'tiny,{preset}'))
+  # A dataset whose metadata does not name its codec needs it passed.
+  config = _config(f'tiny,{preset}')
+  config.data.dataset_dir = str(tmp_path)
+  with pytest.raises(ValueError, match=r'--config\.codec\.workdir'):
+    projects.build_task(config)
 
 
 def test_config_presets_and_input_keys():
@@ -95,65 +96,65 @@ def test_config_presets_and_input_keys():
   assert config.codec.workdir == '' and config.data.batch_size == 4
   with pytest.raises(ValueError, match='Unknown preset'):
     s3d_configs.get_config('tiny,cods')
-  assert tasks.build_task(_config('tiny')).input_keys == ('video', 'label')
-  frame = tasks.build_task(_config('tiny', head='frame'))
+  assert projects.build_task(_config('tiny')).input_keys == ('video', 'label')
+  frame = projects.build_task(_config('tiny', head='frame'))
   assert frame.input_keys == ('video', 'frame_labels')
   with pytest.raises(ValueError, match='widht'):
-    tasks.build_task(_config('tiny', widht=1))
-  assert 'eval' in tasks.modes(config)
+    projects.build_task(_config('tiny', widht=1))
+  assert 'eval' in projects.modes(config)
 
 
 def test_codes_embed_as_rows_of_the_checkpoint_codebook(codec_run):
-  task = tasks.build_task(_config('tiny,codes', codec_run))
-  assert task.input_keys == ('codes', 'label')
-  codebook = task.extras['codebook']
+  classifier = s3d_task.build(_config('tiny,codes', codec_run))
+  assert classifier.task.input_keys == ('codes', 'label')
+  codebook = classifier.codec.codebook
   np.testing.assert_array_equal(codebook, _checkpoint_codebook(codec_run))
   n, k, d = codebook.shape
   assert (n, k, d) == (2, 32, 4)
   codes = np.random.default_rng(0).integers(0, k, (2, 3, 4, 4, n), np.uint8)
-  x = np.asarray(task.extras['network_input']({}, jnp.asarray(codes)))
+  x = np.asarray(classifier.network_input({}, jnp.asarray(codes)))
   assert x.shape == (2, 3, 4, 4, n * d)
   for i in range(n):
     np.testing.assert_array_equal(x[..., i * d:(i + 1) * d],
                                   codebook[i][codes[..., i]])
   # The codec downsamples by 4: the stem drops conv1's and pool1's strides.
-  stem = task.extras['model']().stem
+  stem = classifier.model.stem
   assert stem.strides == ((2, 1, 1), (1, 1, 1), (1, 2, 2), (2, 2, 2))
 
 
 def test_stem_conv1_separable_reaches_both_stems(codec_run):
   """config.model.stem_conv1_separable=False: a full first conv, same strides."""
-  codes = tasks.build_task(_config('tiny,codes', codec_run)).extras['model']()
+  codes = s3d_task.build(_config('tiny,codes', codec_run)).model
   assert not codes.stem.conv1_separable  # The codes preset's default.
   assert codes.stem.conv1_kernel == (3, 3, 3)
-  rgb = tasks.build_task(_config('tiny')).extras['model']()
+  rgb = s3d_task.build(_config('tiny')).model
   assert rgb.stem.conv1_separable  # S3D's own stem.
   for presets, codec in (('tiny', ''), ('tiny,codes', codec_run)):
-    separable = tasks.build_task(_config(
-        presets, codec, stem_conv1_separable=True)).extras['model']()
-    full = tasks.build_task(_config(
+    separable = s3d_task.build(_config(
+        presets, codec, stem_conv1_separable=True)).model
+    full = s3d_task.build(_config(
         presets, codec, stem_conv1_separable=False,
-        stem_conv1_kernel=(3, 3, 3))).extras['model']()
+        stem_conv1_kernel=(3, 3, 3))).model
     assert separable.stem.conv1_separable and not full.stem.conv1_separable
     assert full.stem.conv1_kernel == (3, 3, 3)
     assert full.stem.strides == separable.stem.strides
 
 
 def test_code_correlation_reaches_the_codes_model_only(codec_run):
-  codes = tasks.build_task(_config('tiny,codes', codec_run)).extras['model']()
+  codes = s3d_task.build(_config('tiny,codes', codec_run)).model
   assert codes.input_correlation == 0  # Off unless asked for.
-  codes = tasks.build_task(_config('tiny,codes', codec_run,
-                                   code_correlation_radius=1))
-  assert codes.extras['model']().input_correlation == 1
-  rgb = tasks.build_task(_config('tiny', code_correlation_radius=1))
-  assert rgb.extras['model']().input_correlation == 0
-  only = tasks.build_task(_config('tiny,codes,motion', codec_run))
-  assert only.extras['model']().input_correlation_only
-  assert only.extras['model']().input_correlation == 1
+  codes = s3d_task.build(_config('tiny,codes', codec_run,
+                                 code_correlation_radius=1))
+  assert codes.model.input_correlation == 1
+  rgb = s3d_task.build(_config('tiny', code_correlation_radius=1))
+  assert rgb.model.input_correlation == 0
+  only = s3d_task.build(_config('tiny,codes,motion', codec_run))
+  assert only.model.input_correlation_only
+  assert only.model.input_correlation == 1
   with pytest.raises(ValueError, match="use 'codes,motion'"):
     s3d_configs.get_config('tiny,motion')
   with pytest.raises(ValueError, match='code_correlation_radius >= 1'):
-    tasks.build_task(_config('tiny,codes', codec_run,
+    projects.build_task(_config('tiny,codes', codec_run,
                              code_correlation_only=True))
 
 
@@ -165,20 +166,21 @@ def test_codes_are_read_with_the_codec_checkpoint_that_wrote_them(
               'num_codebooks': 2, 'codebook_size': 32}
   with open(tmp_path / 'metadata.json', 'w') as f:
     json.dump(metadata, f)
-  assert tasks.build_task(config).extras['codec'].step == 1
+  assert s3d_task.build(config).codec.step == 1
   with open(tmp_path / 'metadata.json', 'w') as f:
     json.dump(dict(metadata, codec_checkpoint_step=7), f)
   with pytest.raises(FileNotFoundError, match='step 7 is not in'):
-    tasks.build_task(config)
+    projects.build_task(config)
   with open(tmp_path / 'metadata.json', 'w') as f:
     json.dump(dict(metadata, codebook_size=64), f)
   with pytest.raises(ValueError, match=r'\(N, K\) = \(2, 64\)'):
-    tasks.build_task(config)
+    projects.build_task(config)
 
 
 def test_training_on_codes_lowers_the_loss_and_leaves_the_codebook(codec_run):
-  task = tasks.build_task(_config('tiny,codes', codec_run))
-  codebook = task.extras['codebook'].copy()
+  classifier = s3d_task.build(_config('tiny,codes', codec_run))
+  task = classifier.task
+  codebook = classifier.codec.codebook.copy()
   rng = np.random.default_rng(0)
   batch = {'codes': jnp.asarray(rng.integers(0, 32, (4, 8, 8, 8, 2)),
                                 jnp.uint8),
@@ -194,88 +196,52 @@ def test_training_on_codes_lowers_the_loss_and_leaves_the_codebook(codec_run):
   assert codebook.shape not in shapes
   assert not any('codebook' in p or 'vq_ema' in p for p in _paths(state))
   assert set(state.collections) == {'batch_stats'}
-  np.testing.assert_array_equal(task.extras['codebook'], codebook)
+  np.testing.assert_array_equal(classifier.codec.codebook, codebook)
 
 
 def test_training_on_rgb_lowers_the_loss(data_dir):
   config = _config('tiny')
   config.data.data_dir = data_dir
-  source = input_pipeline.load_source(config.data, 'train')
+  source = sources.load_source(config.data, 'train')
   examples = [source[i] for i in range(4)]
   batch = {k: jnp.asarray(np.stack([e[k] for e in examples]))
            for k in ('video', 'label')}
   assert batch['video'].dtype == jnp.uint8
-  _, _, losses = _train(tasks.build_task(config), batch)
+  _, _, losses = _train(projects.build_task(config), batch)
   assert np.isfinite(losses).all()
   assert np.mean(losses[-3:]) < losses[0] - 0.3, losses
 
 
 def test_reconstructions_are_decoded_frames(codec_run):
-  task = tasks.build_task(_config('tiny,reconstructions', codec_run))
-  assert task.input_keys == ('codes', 'label')
-  assert task.extras['model']().stem == s3d_task.s3d.StemConfig()
+  classifier = s3d_task.build(_config('tiny,reconstructions', codec_run))
+  assert classifier.task.input_keys == ('codes', 'label')
+  assert classifier.model.stem == s3d_task.s3d.StemConfig()
   codes = jnp.asarray(np.random.default_rng(0).integers(0, 32, (1, 8, 8, 8,
                                                                 2)), jnp.uint8)
-  video = np.asarray(task.extras['network_input']({}, codes))
+  video = np.asarray(classifier.network_input({}, codes))
   assert video.shape == (1, 8, 32, 32, 3)
   assert 0 <= video.min() and video.max() <= 1
   # The levels of a decoded uint8 video.
   np.testing.assert_allclose(video * 255, np.round(video * 255), atol=1e-4)
 
 
-def test_confusion_matrix_counts_true_against_top1_of_valid_videos():
-  labels = np.array([0, 1, 1, 2, 2])
-  logits = np.array([[5., 0, 0], [0, 0, 9], [0, 1, 0], [1, 0, 3], [7, 0, 0]])
-  valid = np.array([True, True, True, True, False])  # The last is padding.
-  np.testing.assert_array_equal(
-      s3d_task.confusion_matrix(labels, logits, valid),
-      [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
-
-
-def test_clip_starts_are_uniform():
-  assert s3d_task.clip_starts(16, 1, 8) == [4]
-  assert s3d_task.clip_starts(16, 2, 8) == [0, 8]
-  assert s3d_task.clip_starts(16, 4, 8) == [0, 3, 5, 8]
-  assert s3d_task.clip_starts(8, 3, 8) == [0, 0, 0]
-  with pytest.raises(ValueError, match='clip_frames'):
-    s3d_task.clip_starts(8, 2, 9)
-
-
-def test_multi_clip_logits_average_clip_means():
-  x = jnp.arange(2 * 10, dtype=jnp.float32).reshape(2, 10)  # [B, T].
-  clip_mean = lambda clip: jnp.mean(clip, axis=1, keepdims=True)  # [B, 1].
-  # Starts 0, 3, 6 of clips of 4: means of frames 0-3, 3-6, 6-9.
-  got = s3d_task.multi_clip_logits(clip_mean, x, 3, 4)
-  expected = np.mean([[1.5, 4.5, 7.5], [11.5, 14.5, 17.5]], axis=1)
-  np.testing.assert_allclose(np.asarray(got)[:, 0], expected)
-  one = s3d_task.multi_clip_logits(clip_mean, x, 1, 4)  # Centred: 3-6.
-  np.testing.assert_allclose(np.asarray(one)[:, 0], [4.5, 14.5])
-
-
-def test_multi_clip_frame_logits_average_overlaps_and_mark_gaps():
-  x = jnp.arange(10, dtype=jnp.float32)[None]  # [1, T=10].
-  # Per-frame logits [B, clip, 1]: every frame gets its clip's first frame.
-  first = lambda clip: jnp.broadcast_to(clip[:, :1, None],
-                                        clip.shape + (1,))
-  # Clips of 4 at 0 and 6: frames 4 and 5 are in no clip.
-  got = np.asarray(s3d_task.multi_clip_logits(first, x, 2, 4))[0, :, 0]
-  np.testing.assert_array_equal(got[:4], 0)
-  np.testing.assert_array_equal(got[6:], 6)
-  assert np.isnan(got[4:6]).all()
-  # Clips at 0, 3, 6: frame 3 in two clips (0 and 3), frame 6 too (3, 6).
-  got = np.asarray(s3d_task.multi_clip_logits(first, x, 3, 4))[0, :, 0]
-  np.testing.assert_allclose(got, [0, 0, 0, 1.5, 3, 3, 4.5, 6, 6, 6])
+def test_confusion_one_hots_sum_to_true_against_top1():
+  labels = np.array([0, 1, 1, 2])
+  logits = np.array([[5., 0, 0], [0, 0, 9], [0, 1, 0], [1, 0, 3]])
+  one_hot = np.asarray(s3d_task.confusion_one_hot(logits, labels))
+  assert one_hot.shape == (4, 3, 3)
+  np.testing.assert_array_equal(one_hot.sum(0),
+                                [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
 
 
 def test_frame_head_logits_and_metrics_are_per_frame():
-  task = tasks.build_task(_config('tiny', head='frame', num_classes=5))
+  task = projects.build_task(_config('tiny', head='frame', num_classes=5))
   batch = {'video': jnp.zeros((2, 6, 32, 32, 3), jnp.uint8),
            'frame_labels': jnp.zeros((2, 6), jnp.int32)}
   variables = jax.eval_shape(task.init, jax.random.PRNGKey(0), batch)
   variables = sharding.unbox(variables)
   params = variables.pop('params')
-  logits = jax.eval_shape(task.extras['logits'], params, variables,
-                          batch['video'])
+  logits = jax.eval_shape(task.predict, params, variables, batch)
   assert logits.shape == (2, 6, 5)  # One row per input frame.
   per_example = jax.eval_shape(task.evaluate, params, variables, batch)
   assert {k: v.shape for k, v in per_example.items()} == {
