@@ -154,3 +154,19 @@ def snapshot(folder) -> dict[str, tuple[int, int, bytes]]:
         out[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns,
                                               head)
   return out
+
+
+def write_good_videos(root, classes=('jump', 'walk'), per_class: int = 1,
+                      num_frames: int = 12) -> list[str]:
+  """`per_class` readable 32x32 mp4 files per class folder; their paths."""
+  from data_pipelines.generated import moving_digits as md  # pylint: disable=g-import-not-at-top
+  config = md.MovingDigitsConfig(num_frames=num_frames, height=32, width=32)
+  paths = []
+  for c, name in enumerate(classes):
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    for i in range(per_class):
+      path = os.path.join(root, name, f'{name}_{i}.mp4')
+      video_io.write_video(path, md.generate_example(config, c, i)['video'],
+                           crf=15)
+      paths.append(path)
+  return paths
