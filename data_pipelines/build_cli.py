@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from data_pipelines.build import DATASETS, build_dataset
+from data_pipelines.builders import _common
 from data_pipelines.builders import video_folder
 
 _DATASET = flags.DEFINE_string(
@@ -93,27 +94,8 @@ def main(argv: Sequence[str]) -> None:
   logging.info('Built %s in %s (%s).', builder.info.full_name,
                builder.data_dir, splits)
   print(f'{builder.info.full_name} at {builder.data_dir}: {splits}')
-  print_folder_report(builder.info.metadata or {})
-
-
-def print_folder_report(metadata) -> None:
-  """Prints the bad-input counts a folder build saved in its metadata."""
-  if 'num_videos_read' not in metadata:
-    return
-  paths = lambda key: [s['path'] for s in metadata.get(key, [])]
-  print(f"{metadata['num_videos_read']} videos read, "
-        f"{metadata['num_videos_skipped']} skipped: "
-        f"{paths('skipped_files')}")
-  # Older datasets have no entries below.
-  if metadata.get('num_videos_truncated'):
-    print(f"{metadata['num_videos_truncated']} kept truncated: "
-          f"{paths('truncated_files')}")
-  if metadata.get('num_videos_padded'):
-    print(f"{metadata['num_videos_padded']} shorter than one clip, padded: "
-          f"{metadata['padded_files']}")
-  if metadata.get('splits_left_out'):
-    print('splits left out (every file skipped): '
-          f"{sorted(metadata['splits_left_out'])}")
+  for line in _common.report_lines(builder.info.metadata or {}):
+    print(line)
 
 
 if __name__ == '__main__':

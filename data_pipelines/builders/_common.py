@@ -21,7 +21,8 @@ class LocalBuilderMixin:
   - `download_and_prepare`: TFDS creates `<data_dir>/downloads` even when
     nothing is downloaded; a temporary download dir keeps `data_dir` to
     datasets only. When generation fails, TFDS deletes its `incomplete.*`
-    directory; the empty parent folders it made are removed here too. A
+    directory; the parent folders it made (empty, or holding only its
+    `.config`) are removed here too. A
     build killed outright leaves its `incomplete.*` directory behind: TFDS
     never reads it (the dataset is only the renamed, finished directory), so
     the rebuild starts afresh, and names the leftover.
@@ -49,6 +50,12 @@ class LocalBuilderMixin:
         return super().download_and_prepare(download_dir=tmp, **kwargs)
     except BaseException:
       for path in reversed(new_dirs):  # Deepest first.
+        # TFDS writes `.config/metadata.json` (the default config name)
+        # before building; in a folder this call made, it is ours to remove.
+        config_dir = path / '.config'
+        if config_dir.exists() and not any(
+            p for p in path.iterdir() if p.name != '.config'):
+          config_dir.rmtree()
         if path.exists() and not any(path.iterdir()):
           path.rmdir()
       raise
@@ -167,3 +174,28 @@ class BuildReport:
     info.as_proto.description = (
         f'{info.description.rstrip()} Build: {summary} (see the metadata '
         'skipped_files, truncated_files, padded_files).')
+
+
+def report_lines(metadata: Mapping[str, object]) -> list[str]:
+  """The bad-input counts a folder build saved, as lines for a terminal.
+
+  Empty for datasets without them (generated ones); older folder datasets
+  lack the truncated / padded / left-out entries.
+  """
+  if 'num_videos_skipped' not in metadata:
+    return []
+  paths = lambda key: [s['path'] for s in metadata.get(key, [])]
+  read = metadata.get('num_videos_read')
+  lines = [(f'{read} videos read, ' if read is not None else '')
+           + f"{metadata['num_videos_skipped']} skipped: "
+           f"{paths('skipped_files')}"]
+  if metadata.get('num_videos_truncated'):
+    lines.append(f"{metadata['num_videos_truncated']} kept truncated: "
+                 f"{paths('truncated_files')}")
+  if metadata.get('num_videos_padded'):
+    lines.append(f"{metadata['num_videos_padded']} shorter than one clip, "
+                 f"padded: {metadata['padded_files']}")
+  if metadata.get('splits_left_out'):
+    lines.append('splits left out (every file skipped): '
+                 f"{sorted(metadata['splits_left_out'])}")
+  return lines

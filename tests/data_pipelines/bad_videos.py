@@ -6,6 +6,7 @@ skipped with the install command when it is absent.
 """
 
 import gzip
+import hashlib
 import os
 import shutil
 
@@ -141,25 +142,28 @@ def write_size_change(path) -> None:
     f.write(b''.join(parts))
 
 
-def snapshot(folder) -> dict[str, tuple[int, int, bytes]]:
-  """(size, mtime, first bytes) of every file under `folder`, to compare."""
+def snapshot(folder) -> dict[str, tuple[int, str]]:
+  """(size, sha256) of every file under `folder`, to compare.
+
+  Contents, not times: TFDS rewrites its `.config/metadata.json` (the
+  default config name) unchanged on every build.
+  """
   out = {}
   for dirpath, _, names in os.walk(folder):
     for name in names:
       path = os.path.join(dirpath, name)
       if os.path.isfile(path):
         with open(path, 'rb') as f:
-          head = f.read(4096)
-        stat = os.stat(path)
-        out[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns,
-                                              head)
+          digest = hashlib.sha256(f.read()).hexdigest()
+        out[os.path.relpath(path, folder)] = (os.path.getsize(path), digest)
   return out
 
 
 def write_good_videos(root, classes=('jump', 'walk'), per_class: int = 1,
                       num_frames: int = 12) -> list[str]:
   """`per_class` readable 32x32 mp4 files per class folder; their paths."""
-  from data_pipelines.generated import moving_digits as md  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from data_pipelines.generated import moving_digits as md
   config = md.MovingDigitsConfig(num_frames=num_frames, height=32, width=32)
   paths = []
   for c, name in enumerate(classes):

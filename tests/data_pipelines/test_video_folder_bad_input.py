@@ -193,7 +193,8 @@ def test_file_cut_short_fails_the_build_on_request(tmp_path,
   root = _truncated_folder(tmp_path)
   builder = _builder(root, data_dir, on_decode_error='fail')
   with pytest.raises(video_io.VideoReadError,
-                     match=r"cut\.mp4'.*corrupt packet.*on_decode_error='fail'"):
+                     match=r"cut\.mp4'.*corrupt packet.*"
+                     "on_decode_error='fail'"):
     builder.download_and_prepare()
   assert not builder.data_path.exists()
   assert bad_videos.snapshot(data_dir) == before
