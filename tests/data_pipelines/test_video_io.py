@@ -125,19 +125,17 @@ def test_missing_file_and_directory(tmp_path):
     video_io.probe_video(tmp_path)
 
 
-def test_truncated_file_raises_or_reads_fewer_frames(tmp_path):
+def test_truncated_avi_is_a_decode_error_naming_the_frames(tmp_path):
   path = tmp_path / 'clip.avi'
   video_io.write_video(path, _gradient_video(t=24), codec='mpeg4')
   data = path.read_bytes()
   cut = tmp_path / 'cut.avi'
-  cut.write_bytes(data[:len(data) // 2])
-  # A cut AVI either decodes its first frames or fails with VideoReadError;
-  # it never raises anything else.
-  try:
-    frames = video_io.read_video(cut)
-  except video_io.VideoReadError:
-    return
-  assert 0 < len(frames) < 24
+  cut.write_bytes(data[:len(data) * 9 // 10])
+  # The AVI header announces 24 frames; the cut falls inside a later one.
+  with pytest.raises(video_io.VideoDecodeError) as info:
+    video_io.read_video(cut)
+  assert 0 < info.value.frames_decoded < 24
+  assert info.value.frames_expected == 24
 
 
 # Bad input read by every builder (docs/reliability.md, "Video files").
