@@ -262,6 +262,12 @@ def scan_video_folder(
         split = _split_of(video.name, split_fractions)
         per_split.setdefault(split, []).append(
             (video.relative_to(root).as_posix(), class_dir.name))
+  found = {c for items in per_split.values() for _, c in items}
+  class_dirs = ([c for d in top for c in _subdirs(d)] if split_dirs else top)
+  for empty in sorted({d.name for d in class_dirs} - found):
+    logging.warning('video_folder %s: class folder %r holds no %s file; '
+                    'that class gets no label.', root, empty,
+                    '/'.join(extensions))
   if not per_split:
     loose = [e.name for e in _entries(root)
              if not e.is_dir() and _is_video_name(e.name, extensions)]
@@ -272,7 +278,7 @@ def scan_video_folder(
         f'No videos found in {str(root)!r}: expected class sub-folders '
         f'holding {"/".join(extensions)} files, as root/<class_name>/'
         f'video.mp4 or root/<split>/<class_name>/video.mp4.{hint}')
-  class_names = sorted({c for items in per_split.values() for _, c in items})
+  class_names = sorted(found)
   splits = {s: sorted(items) for s, items in sorted(per_split.items())}
   return FolderScan(class_names=tuple(class_names), splits=splits)
 

@@ -336,6 +336,17 @@ def test_unlistable_class_folder_is_named(tmp_path, data_dir_with_a_dataset,
   assert bad_videos.snapshot(data_dir) == before
 
 
+def test_class_folder_without_videos_is_named(tmp_path, caplog):
+  root = tmp_path / 'videos'
+  bad_videos.write_good_videos(root)
+  (root / 'run').mkdir()
+  (root / 'run' / 'notes.txt').write_text('no video here')
+  with caplog.at_level(logging.WARNING):
+    scan = video_folder.scan_video_folder(root)
+  assert scan.class_names == ('jump', 'walk')
+  assert "class folder 'run' holds no" in caplog.text
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason='root lists any folder: chmod '
                     'cannot make it unreadable (see the simulated test)')
 def test_unreadable_permissions(tmp_path):
