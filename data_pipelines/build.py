@@ -12,9 +12,11 @@ From the command line:
   python -m data_pipelines.build_cli --dataset=moving_digits --config=small \
       --data_dir=/data/tfds
   python -m data_pipelines.build_cli --dataset=video_folder --root=/data/ucf101 \
-      --num_frames=16 --height=64 --width=64 --data_dir=/data/tfds
+      --num_frames=16 --height=64 --width=64 --data_dir=/data/tfds \
+      [--on_decode_error=skip|keep_truncated|fail]
 
-A dataset that is already built is reused, not rebuilt.
+A dataset that is already built is reused, not rebuilt. Bad input (what is
+skipped and counted, what is an error) is listed in docs/reliability.md.
 """
 
 from collections.abc import Sequence
@@ -42,15 +44,20 @@ def build_dataset(name: str, data_dir: str | os.PathLike[str],
       For video_folder, either `config` (a VideoFolderConfig) or `root` plus
       VideoFolderConfig fields (num_frames, height, width, clip_stride,
       frame_step, max_clips_per_video, pad_short_videos, split_fractions,
-      extensions) and optionally `config_name`.
+      extensions, on_decode_error) and optionally `config_name`.
+      `on_decode_error` ('skip' (default), 'keep_truncated' or 'fail')
+      decides what a file that stops decoding part-way does; see
+      docs/reliability.md.
 
   Returns:
     The prepared builder; read it with `builder.as_data_source(split=...)`.
 
   Raises:
-    ValueError: unknown `name` (the message lists the choices), or an empty
-      video folder.
+    ValueError: unknown `name` (the message lists the choices), a video
+      folder with no readable video, or a bad setting.
     FileNotFoundError: the video folder does not exist.
+    video_io.VideoReadError: with on_decode_error='fail', the first file
+      that cannot be read in full.
   """
   data_dir = os.fspath(data_dir)
   if name == 'moving_digits':

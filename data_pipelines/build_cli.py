@@ -5,7 +5,11 @@ binary's own).
   python -m data_pipelines.build_cli --dataset=moving_digits --config=small \
       --data_dir=/data/tfds
   python -m data_pipelines.build_cli --dataset=video_folder --root=/data/ucf101 \
-      --num_frames=16 --height=64 --width=64 --data_dir=/data/tfds
+      --num_frames=16 --height=64 --width=64 --data_dir=/data/tfds \
+      [--on_decode_error=skip|keep_truncated|fail]
+
+After a video_folder build it prints how many videos were read, skipped,
+kept truncated and padded, and which splits were left out.
 """
 from collections.abc import Sequence
 
@@ -14,6 +18,8 @@ from absl import flags
 from absl import logging
 
 from data_pipelines.build import DATASETS, build_dataset
+from data_pipelines.builders import _common
+from data_pipelines.builders import video_folder
 
 _DATASET = flags.DEFINE_string(
     'dataset', None, f'Dataset to build, one of: {", ".join(DATASETS)}.')
@@ -37,6 +43,14 @@ _FRAME_STEP = flags.DEFINE_integer(
     'frame_step', 1, 'video_folder: keep every n-th decoded frame.')
 _MAX_CLIPS = flags.DEFINE_integer(
     'max_clips_per_video', None, 'video_folder: clips kept per video.')
+_PAD_SHORT = flags.DEFINE_bool(
+    'pad_short_videos', True, 'video_folder: pad a video shorter than one '
+    'clip with its last frame; --nopad_short_videos skips it (counted).')
+_ON_DECODE_ERROR = flags.DEFINE_enum(
+    'on_decode_error', 'skip', video_folder.DECODE_ERROR_POLICIES,
+    'video_folder: a file that stops decoding part-way (cut short) is '
+    'skipped, kept truncated (the clips before the fault), or fails the '
+    'build; counted either way.')
 _SPLIT_FRACTIONS = flags.DEFINE_string(
     'split_fractions', 'train=0.8,validation=0.1,test=0.1',
     'video_folder without split folders: split=fraction,... summing to 1.')
@@ -67,6 +81,8 @@ def main(argv: Sequence[str]) -> None:
         num_frames=_NUM_FRAMES.value, height=_HEIGHT.value,
         width=_WIDTH.value, clip_stride=_CLIP_STRIDE.value,
         frame_step=_FRAME_STEP.value, max_clips_per_video=_MAX_CLIPS.value,
+        pad_short_videos=_PAD_SHORT.value,
+        on_decode_error=_ON_DECODE_ERROR.value,
         split_fractions=_parse_fractions(_SPLIT_FRACTIONS.value))
   else:
     raise app.UsageError(
@@ -78,11 +94,8 @@ def main(argv: Sequence[str]) -> None:
   logging.info('Built %s in %s (%s).', builder.info.full_name,
                builder.data_dir, splits)
   print(f'{builder.info.full_name} at {builder.data_dir}: {splits}')
-  metadata = builder.info.metadata or {}
-  if 'num_videos_read' in metadata:
-    print(f"{metadata['num_videos_read']} videos read, "
-          f"{metadata['num_videos_skipped']} skipped: "
-          f"{[s['path'] for s in metadata['skipped_files']]}")
+  for line in _common.report_lines(builder.info.metadata or {}):
+    print(line)
 
 
 if __name__ == '__main__':

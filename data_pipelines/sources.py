@@ -37,7 +37,9 @@ def load_builder(config: ml_collections.ConfigDict):
                        '(a folder of <class>/ sub-folders of videos).')
     kwargs = dict(root=folder.root, num_frames=folder.num_frames,
                   height=folder.height, width=folder.width,
-                  max_clips_per_video=folder.max_clips_per_video or None)
+                  max_clips_per_video=folder.max_clips_per_video or None,
+                  on_decode_error=folder.on_decode_error,
+                  pad_short_videos=folder.pad_short_videos)
   return build.build_dataset(config.name, config.data_dir, **kwargs)
 
 

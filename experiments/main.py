@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from cvision import projects
 from cvision.core import metric_logging
+from experiments import user_errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, with an optional :PRESET.',
@@ -55,4 +56,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  user_errors.run(main)

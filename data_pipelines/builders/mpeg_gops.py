@@ -10,9 +10,16 @@ B-frames, fixed quantiser). Two sources:
 * a folder of your own videos, UCF-101 style (`root/<class>/*.mp4|avi|...`
   or `root/<split>/<class>/...`; see `video_folder.scan_video_folder`):
   `folder_config(root, ...)`. Files that are not MPEG-4 part 2 with GOPs of
-  12 and no B-frames, or not of the asked size, are re-encoded (each one
-  logged; counted in `info.metadata`); unreadable files, files with odd
-  sizes and files shorter than `num_gops` GOPs are skipped and listed.
+  12 and no B-frames, or not of the asked size (odd sizes included), are
+  re-encoded (each one logged; counted in `info.metadata`); unreadable
+  files (corrupt, still images, sound only) and files shorter than
+  `num_gops` GOPs are skipped and listed. Bad input follows the rules of
+  `video_folder` (docs/reliability.md): a file that stops decoding
+  part-way follows `on_decode_error` ('skip' by default, 'keep_truncated'
+  keeps its complete GOPs, 'fail' stops the build), a split whose files are
+  all skipped is left out (`splits_left_out`), and nothing readable at all
+  is an error naming the folder. The counts are logged, kept in
+  `info.metadata` and summed up in the description.
 
   builder = build('/data/tfds', 'small')      # built once, then reused
   builder = build('/data/tfds', folder_config('/data/ucf101', num_gops=2))
@@ -49,6 +56,7 @@ from data_pipelines.generated import moving_digits as md
 from data_pipelines.mpeg import encoding
 from data_pipelines.mpeg import extract
 from data_pipelines.mpeg.errors import MpegExtractionError
+from data_pipelines.mpeg.errors import TooShortError
 
 FILE_FORMAT = 'array_record'
 FEATURE_KEYS = ('i_frames', 'motion_vectors', 'residuals',
@@ -68,6 +76,9 @@ class MpegGopsConfig(tfds.core.BuilderConfig):
     folder_gops: GOPs kept per video of `root` (shorter videos are skipped).
     folder_size: (height, width) every video of `root` is brought to.
     split_fractions: `root` without split folders: (split, fraction) pairs.
+    on_decode_error: `root`: a file that stops decoding part-way is
+      'skip'ped, kept truncated ('keep_truncated': its complete GOPs) or
+      'fail's the build (as any unreadable file then does).
   """
   generator: md.MovingDigitsConfig = md.MovingDigitsConfig(num_frames=24)
   gop_size: int = encoding.GOP_SIZE
@@ -79,8 +90,14 @@ class MpegGopsConfig(tfds.core.BuilderConfig):
   folder_size: tuple[int, int] = (64, 64)
   split_fractions: tuple[tuple[str, float], ...] = (
       ('train', 0.8), ('validation', 0.1), ('test', 0.1))
+  on_decode_error: str = 'skip'
 
   def __post_init__(self):
+    if self.on_decode_error not in video_folder.DECODE_ERROR_POLICIES:
+      raise ValueError(
+          'on_decode_error must be one of '
+          f'{video_folder.DECODE_ERROR_POLICIES}, got '
+          f'{self.on_decode_error!r}.')
     if not self.root and self.generator.num_frames < self.gop_size:
       raise ValueError(f'{self.generator.num_frames} frames per video are '
                        f'fewer than one GOP of {self.gop_size}.')
@@ -104,9 +121,11 @@ class MpegGopsConfig(tfds.core.BuilderConfig):
 
 def folder_config(root: str | os.PathLike[str], *, num_gops: int = 2,
                   height: int = 64, width: int = 64,
+                  on_decode_error: str = 'skip',
                   name: str | None = None, **kwargs) -> MpegGopsConfig:
   """A config for the videos under `root`, named after it and its settings."""
   root = os.path.abspath(os.fspath(root))
+  kwargs['on_decode_error'] = on_decode_error
   settings = (root, num_gops, height, width, sorted(kwargs.items()))
   digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
   base = re.sub(r'[^a-z0-9]+', '_', os.path.basename(root).lower()).strip('_')
@@ -133,7 +152,7 @@ class MpegGops(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
 
   def __init__(self, **kwargs):
     self._scan_cache = None
-    self._skipped: list[dict[str, str]] = []
+    self._report = _common.BuildReport('mpeg_gops')
     self._reencoded: collections.Counter = collections.Counter()
     super().__init__(**kwargs)
 
@@ -194,9 +213,11 @@ class MpegGops(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
     if not cfg.root:
       return {name: self._generate_examples(name, num, seed)
               for name, num, seed in cfg.splits}
-    self._skipped, self._reencoded = [], collections.Counter()
-    return {split: self._generate_folder_examples(split, items)
-            for split, items in self._scan().splits.items()}
+    self._report = _common.BuildReport('mpeg_gops')
+    self._reencoded = collections.Counter()
+    return self._report.nonempty_splits(
+        {split: self._generate_folder_examples(split, items)
+         for split, items in self._scan().splits.items()}, cfg.root)
 
   @staticmethod
   def _example(gops: extract.Gops, label: int, video_id: str) -> dict:
@@ -225,42 +246,49 @@ class MpegGops(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
                                 items: list[tuple[str, str]]):
     cfg = self.builder_config
     class_ids = {n: i for i, n in enumerate(self._scan().class_names)}
-    written = 0
     for rel_path, class_name in items:
       try:
         gops = extract.extract_gops(
             os.path.join(cfg.root, rel_path), gop_size=cfg.gop_size,
             size=cfg.frame_size, max_gops=cfg.num_gops,
-            quantizer=cfg.quantizer)
+            quantizer=cfg.quantizer,
+            keep_truncated=cfg.on_decode_error == 'keep_truncated')
         if gops.num_gops < cfg.num_gops:
-          raise MpegExtractionError(
-              rel_path, f'{gops.num_gops} GOPs, fewer than {cfg.num_gops}')
+          cut = (f' (decoding stopped: {gops.truncated})' if gops.truncated
+                 else '')
+          raise TooShortError(
+              rel_path, f'{gops.num_gops} GOPs, fewer than {cfg.num_gops}'
+              f'{cut}')
+      except TooShortError as e:  # A length rule, skipped under any policy.
+        self._report.skip(rel_path, e.reason)
+        continue
       except MpegExtractionError as e:
-        logging.warning('mpeg_gops: skipping %s: %s', rel_path, e.reason)
-        self._skipped.append({'path': rel_path, 'reason': e.reason})
+        if cfg.on_decode_error == 'fail':
+          raise MpegExtractionError(
+              e.source, f"{e.reason} (on_decode_error='fail' stops the "
+              "build; 'skip' would skip the file)") from e
+        self._report.skip(rel_path, e.reason)
         continue
       if gops.reencoded:
         # Sizes vary per file; count the reasons by their kind.
         self._reencoded[gops.reencode_reason.split(',')[0].split(' resized')
                         [0]] += 1
-      written += 1
+      self._report.read(rel_path, truncated=gops.truncated)
       yield rel_path, self._example(gops, class_ids[class_name], rel_path)
-    if not written:
-      raise ValueError(f'No readable video in split {split!r} of '
-                       f'{cfg.root!r}; see the warnings above.')
 
   def _download_and_prepare(self, dl_manager, download_config):
     super()._download_and_prepare(dl_manager, download_config)
-    if self.builder_config.root:  # Saved with the dataset info.
+    cfg = self.builder_config
+    if cfg.root:  # Saved with the dataset info.
       self.info.metadata.update({
-          'num_videos_skipped': len(self._skipped),
-          'skipped_files': sorted(self._skipped, key=lambda s: s['path']),
+          **self._report.metadata(),
+          'on_decode_error': cfg.on_decode_error,
           'num_videos_reencoded': sum(self._reencoded.values()),
           'reencode_reasons': dict(self._reencoded),
       })
-      logging.info('mpeg_gops %s: %d videos skipped, %d re-encoded (%s).',
-                   self.builder_config.root, len(self._skipped),
+      logging.info('mpeg_gops %s: %d re-encoded (%s).', cfg.root,
                    sum(self._reencoded.values()), dict(self._reencoded))
+      self._report.log_and_describe(self.info, cfg.root)
 
 
 def build(data_dir: str | os.PathLike[str],

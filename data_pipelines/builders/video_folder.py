@@ -4,23 +4,39 @@ Layouts (UCF-101 style; class names sorted alphabetically give label ids):
 
   root/<class_name>/**/*.mp4|.avi|.mkv|.webm
       Each file goes to train/validation/test by a hash of its file name,
-      with fractions `split_fractions`; a split that gets no file is left out.
+      with fractions `split_fractions`.
   root/<split>/<class_name>/**/*.mp4 ...
       When every sub-folder of root is a split name (train, validation or
-      val, test), those splits are used as they are.
+      val, test), those splits are used as they are. A root mixing split
+      folders with other folders is refused.
 
 Each video is decoded with PyAV, resized to (height, width) and cut into
 clips of `num_frames` frames (after keeping every `frame_step`-th frame),
 starting every `clip_stride` frames, at most `max_clips_per_video` per video.
 A video shorter than one clip is padded by repeating its last frame (or
-skipped, with `pad_short_videos=False`).
+skipped, with `pad_short_videos=False`); padded videos are counted.
 
-A file that cannot be decoded is logged, skipped and counted; the summary
-(`num_videos_read`, `num_videos_skipped`, `skipped_files`) is logged at the
-end and kept in `builder.info.metadata`. A missing or empty folder raises
-before anything is written, and TFDS only renames its `incomplete.*`
-directory into place after every split is written, so an error mid-way
-leaves no complete-looking dataset.
+Bad input (docs/reliability.md lists every case and its test):
+
+* A missing, empty or unlistable folder, or one without class sub-folders
+  holding videos, raises before anything is written.
+* A file that is not a readable video (corrupt, empty, text, a still image,
+  sound only) is logged, skipped and counted.
+* A file that stops decoding part-way (cut short) follows
+  `on_decode_error`: 'skip' (default) skips and counts it, 'keep_truncated'
+  keeps the clips of the frames decoded before the fault and counts it,
+  'fail' stops the build naming it (and any other unreadable file).
+* A split whose files are all skipped is left out, with a warning and
+  `splits_left_out` in the metadata (the same rule as `mpeg_gops`); when
+  every split is, the build fails naming the folder.
+
+The counts (`num_videos_read`, `num_videos_skipped`, `skipped_files`,
+`num_videos_truncated`, `truncated_files`, `num_videos_padded`,
+`padded_files`, `splits_left_out`) are logged at the end, kept in
+`builder.info.metadata` and summed up in the description. TFDS writes into
+an `incomplete.*` directory renamed into place only after every split is
+written, so an error or a kill mid-way never leaves a complete-looking
+dataset; a rerun rebuilds from scratch.
 
   config = VideoFolderConfig.for_folder('/data/ucf', num_frames=16,
                                         height=64, width=64)
@@ -38,6 +54,7 @@ import hashlib
 import os
 import pathlib
 import re
+from typing import NamedTuple
 
 from absl import logging
 import numpy as np
@@ -50,7 +67,8 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm')
 # Folder names recognised as splits, mapped to TFDS split names.
 SPLIT_DIRS = {'train': 'train', 'validation': 'validation',
               'val': 'validation', 'test': 'test'}
-_DECODE_CHUNK = 32  # Frames decoded at a time; bounds decoder-side memory.
+# What a file that stops decoding part-way does to the build.
+DECODE_ERROR_POLICIES = ('skip', 'keep_truncated', 'fail')
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -71,6 +89,10 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
     split_fractions: (split, fraction) pairs summing to 1, used when the
       folder has no split sub-folders.
     extensions: file suffixes taken as videos (case-insensitive).
+    on_decode_error: a file that stops decoding part-way: 'skip' it,
+      'keep_truncated' (keep the clips decoded before the fault) or 'fail'
+      the build; counted in the metadata either way. 'fail' also stops at
+      files that do not open.
   """
   root: str = ''
   num_frames: int = 16
@@ -83,8 +105,13 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
   split_fractions: tuple[tuple[str, float], ...] = (
       ('train', 0.8), ('validation', 0.1), ('test', 0.1))
   extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+  on_decode_error: str = 'skip'
 
   def __post_init__(self):
+    if self.on_decode_error not in DECODE_ERROR_POLICIES:
+      raise ValueError(
+          f'on_decode_error must be one of {DECODE_ERROR_POLICIES}, got '
+          f'{self.on_decode_error!r}.')
     if min(self.num_frames, self.height, self.width, self.frame_step) < 1:
       raise ValueError('num_frames, height, width and frame_step must be >= 1.')
     if self.clip_stride is not None and self.clip_stride < 1:
@@ -125,6 +152,7 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
         'pad_short_videos': self.pad_short_videos,
         'split_fractions': [list(p) for p in self.split_fractions],
         'extensions': sorted(e.lower() for e in self.extensions),
+        'on_decode_error': self.on_decode_error,
     }
 
   def default_name(self) -> str:
@@ -159,16 +187,39 @@ def _split_of(file_name: str, split_fractions) -> str | None:
   return split_fractions[-1][0] if split_fractions else None
 
 
+def _entries(path: pathlib.Path) -> list[os.DirEntry]:
+  """Sorted entries of a folder, hidden ones left out; names a failure."""
+  try:
+    with os.scandir(path) as it:
+      return sorted((e for e in it if not e.name.startswith('.')),
+                    key=lambda e: e.name)
+  except PermissionError as e:
+    raise PermissionError(
+        f'Cannot list video folder {str(path)!r}: permission denied.') from e
+
+
 def _subdirs(path: pathlib.Path) -> list[pathlib.Path]:
-  return sorted(p for p in path.iterdir()
-                if p.is_dir() and not p.name.startswith('.'))
+  return [pathlib.Path(e.path) for e in _entries(path) if e.is_dir()]
+
+
+def _is_video_name(name: str, extensions) -> bool:
+  return name.lower().endswith(tuple(e.lower() for e in extensions))
 
 
 def _videos_in(folder: pathlib.Path, extensions) -> list[pathlib.Path]:
-  exts = tuple(e.lower() for e in extensions)
-  return sorted(p for p in folder.rglob('*')
-                if p.is_file() and p.suffix.lower() in exts
-                and not p.name.startswith('.'))
+  """Every non-folder entry with a video suffix under `folder`.
+
+  Broken links and special files are listed too, so that reading them
+  fails by name and they are counted, not silently left out. Linked
+  folders below a class folder are not followed (as `Path.rglob`).
+  """
+  found = []
+  for entry in _entries(folder):
+    if entry.is_dir(follow_symlinks=False):
+      found.extend(_videos_in(pathlib.Path(entry.path), extensions))
+    elif not entry.is_dir() and _is_video_name(entry.name, extensions):
+      found.append(pathlib.Path(entry.path))
+  return sorted(found)
 
 
 def scan_video_folder(
@@ -181,7 +232,9 @@ def scan_video_folder(
   Raises:
     FileNotFoundError: `root` does not exist.
     NotADirectoryError: `root` is a file.
-    ValueError: no class sub-folder of `root` holds a video file.
+    PermissionError: `root` or a folder under it cannot be listed.
+    ValueError: no class sub-folder of `root` holds a video file, or `root`
+      mixes split folders with other folders.
   """
   root = pathlib.Path(root).absolute()
   if not root.exists():
@@ -189,8 +242,14 @@ def scan_video_folder(
   if not root.is_dir():
     raise NotADirectoryError(f'Video folder {str(root)!r} is not a directory.')
   top = _subdirs(root)
+  split_dirs = [d.name for d in top if d.name.lower() in SPLIT_DIRS]
+  if split_dirs and len(split_dirs) < len(top):
+    raise ValueError(
+        f'Video folder {str(root)!r} mixes split folders ({split_dirs}) with '
+        f'other folders ({[d.name for d in top if d.name not in split_dirs]})'
+        ': use root/<class>/ or root/<split>/<class>/ throughout.')
   per_split: dict[str, list[tuple[str, str]]] = {}
-  if top and all(d.name.lower() in SPLIT_DIRS for d in top):
+  if split_dirs:
     for split_dir in top:
       split = SPLIT_DIRS[split_dir.name.lower()]
       for class_dir in _subdirs(split_dir):
@@ -203,33 +262,57 @@ def scan_video_folder(
         split = _split_of(video.name, split_fractions)
         per_split.setdefault(split, []).append(
             (video.relative_to(root).as_posix(), class_dir.name))
+  found = {c for items in per_split.values() for _, c in items}
+  class_dirs = ([c for d in top for c in _subdirs(d)] if split_dirs else top)
+  for empty in sorted({d.name for d in class_dirs} - found):
+    logging.warning('video_folder %s: class folder %r holds no %s file; '
+                    'that class gets no label.', root, empty,
+                    '/'.join(extensions))
   if not per_split:
+    loose = [e.name for e in _entries(root)
+             if not e.is_dir() and _is_video_name(e.name, extensions)]
+    hint = (f' {len(loose)} video files lie directly in it (e.g. '
+            f'{loose[0]!r}): move them into one sub-folder per class.'
+            if loose else '')
     raise ValueError(
         f'No videos found in {str(root)!r}: expected class sub-folders '
         f'holding {"/".join(extensions)} files, as root/<class_name>/'
-        'video.mp4 or root/<split>/<class_name>/video.mp4.')
-  class_names = sorted({c for items in per_split.values() for _, c in items})
+        f'video.mp4 or root/<split>/<class_name>/video.mp4.{hint}')
+  class_names = sorted(found)
   splits = {s: sorted(items) for s, items in sorted(per_split.items())}
   return FolderScan(class_names=tuple(class_names), splits=splits)
 
 
+class VideoClips(NamedTuple):
+  """The clips of one video and how they were got.
+
+  Attributes:
+    clips: `[T, H, W, 3] uint8` clips; empty for a video shorter than one
+      clip when `pad_short_videos` is False.
+    padded: the video was shorter than one clip and padded.
+    truncated: '' or, with `on_decode_error='keep_truncated'`, why decoding
+      stopped before the end (the clips are from the frames before).
+  """
+  clips: list[np.ndarray]
+  padded: bool = False
+  truncated: str = ''
+
+
 def video_clips(path: str | os.PathLike[str], config: VideoFolderConfig
-                ) -> list[np.ndarray]:
+                ) -> VideoClips:
   """Decodes and cuts one video, holding only its clips in memory.
 
-  Returns:
-    list of `[T, H, W, 3] uint8` clips; empty for a short video when
-    `config.pad_short_videos` is False.
-
   Raises:
-    video_io.VideoReadError: the file cannot be decoded.
+    video_io.VideoReadError: the file cannot be decoded, or stops decoding
+      part-way and `config.on_decode_error` is not 'keep_truncated'.
   """
   t = config.num_frames
   stride = config.clip_stride or t
   clips, window, skip, index = [], [], 0, 0
-  for chunk in video_io.iter_video_chunks(
-      path, _DECODE_CHUNK, size=(config.height, config.width)):
-    for frame in chunk:
+  frames = video_io.iter_frames(path, size=(config.height, config.width))
+  truncated = ''
+  try:
+    for frame in frames:
       index += 1
       if (index - 1) % config.frame_step:
         continue
@@ -241,13 +324,22 @@ def video_clips(path: str | os.PathLike[str], config: VideoFolderConfig
         clips.append(np.stack(window))
         if (config.max_clips_per_video is not None and
             len(clips) >= config.max_clips_per_video):
-          return clips  # Stops decoding: the rest of the file is not read.
+          # Stops decoding: the rest of the file is not read (or checked).
+          return VideoClips(clips)
         window = window[stride:]
         skip = max(stride - t, 0)
+  except video_io.VideoDecodeError as e:
+    if config.on_decode_error != 'keep_truncated':
+      raise
+    truncated = e.reason
+  finally:
+    frames.close()
+  padded = False
   if not clips and window and config.pad_short_videos:
     window += [window[-1]] * (t - len(window))
     clips.append(np.stack(window))
-  return clips
+    padded = True
+  return VideoClips(clips, padded=padded, truncated=truncated)
 
 
 class VideoFolder(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
@@ -263,8 +355,7 @@ class VideoFolder(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
           'VideoFolderConfig.for_folder(root, num_frames=16, height=64, '
           f'width=64); got {config!r}.')
     self._scan_cache: FolderScan | None = None
-    self._skipped: list[dict[str, str]] = []
-    self._videos_read = 0
+    self._report = _common.BuildReport('video_folder')
     super().__init__(config=config, **kwargs)
 
   def scan(self) -> FolderScan:
@@ -322,39 +413,11 @@ class VideoFolder(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Local files only.
-    self._skipped, self._videos_read = [], 0
-    generators = {}
-    for split, items in self.scan().splits.items():
-      # Opening each file first (cheap: headers only) drops unreadable files
-      # before TFDS declares the splits; it cannot write an empty one.
-      readable = [item for item in items if self._can_open(item[0])]
-      if readable:
-        generators[split] = self._generate_examples(split, readable)
-      else:
-        logging.warning('video_folder: split %s has no readable video; it is '
-                        'left out.', split)
-    if not generators:
-      raise ValueError(
-          f'No readable video in {self.builder_config.root!r}: all '
-          f'{len(self._skipped)} files were skipped (see the warnings).')
-    return generators
-
-  def _skip(self, rel_path: str, reason: str) -> None:
-    logging.warning('Skipping video %s: %s',
-                    os.path.join(self.builder_config.root, rel_path), reason)
-    self._skipped.append({'path': rel_path, 'reason': reason})
-
-  def _can_open(self, rel_path: str) -> bool:
-    try:
-      info = video_io.probe_video(os.path.join(self.builder_config.root,
-                                               rel_path))
-    except video_io.VideoReadError as e:
-      self._skip(rel_path, e.reason)
-      return False
-    if info.num_frames == 0:
-      self._skip(rel_path, 'no frames')
-      return False
-    return True
+    cfg = self.builder_config
+    self._report = _common.BuildReport('video_folder')
+    return self._report.nonempty_splits(
+        {split: self._generate_examples(split, items)
+         for split, items in self.scan().splits.items()}, cfg.root)
 
   def _generate_examples(self, split: str, items: list[tuple[str, str]]):
     cfg = self.builder_config
@@ -363,16 +426,23 @@ class VideoFolder(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
     for rel_path, class_name in items:
       path = os.path.join(cfg.root, rel_path)
       try:
-        clips = video_clips(path, cfg)
-        if not clips:
-          raise video_io.VideoReadError(
-              path, f'shorter than one clip of {cfg.num_frames} frames')
+        result = video_clips(path, cfg)
       except video_io.VideoReadError as e:
-        self._skip(rel_path, e.reason)
+        if cfg.on_decode_error == 'fail':
+          raise video_io.VideoReadError(
+              path, f"{e.reason} (on_decode_error='fail' stops the build; "
+              "'skip' would skip the file)") from e
+        self._report.skip(rel_path, e.reason)
         continue
-      self._videos_read += 1
+      if not result.clips:
+        self._report.skip(
+            rel_path, f'shorter than one clip of {cfg.num_frames} frames '
+            '(pad_short_videos=False)')
+        continue
+      self._report.read(rel_path, truncated=result.truncated,
+                        padded=result.padded)
       label = class_ids[class_name]
-      for clip_index, clip in enumerate(clips):
+      for clip_index, clip in enumerate(result.clips):
         num_clips += 1
         yield f'{rel_path}#{clip_index}', {
             'video': clip,
@@ -381,30 +451,14 @@ class VideoFolder(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
             'video_id': rel_path,
             'clip_index': clip_index,
         }
-    if not num_clips:
-      # Every file opened but none decoded. TFDS cannot write an empty split,
-      # so fail with the reason; no dataset directory is left behind.
-      raise ValueError(
-          f'No readable video in split {split!r} of {cfg.root!r} '
-          f'({len(items)} files, all skipped; see the warnings above).')
     logging.info('video_folder split %s: %d clips from %s.', split, num_clips,
                  cfg.root)
 
   def _download_and_prepare(self, dl_manager, download_config):
     super()._download_and_prepare(dl_manager, download_config)
-    # Runs before TFDS writes the dataset info, so the metadata is saved.
-    skipped = sorted(self._skipped, key=lambda s: s['path'])
+    # Runs before TFDS writes the dataset info, so both are saved.
     self.info.metadata.update({
         'clip_settings': self.builder_config.clip_settings(),
-        'num_videos_read': self._videos_read,
-        'num_videos_skipped': len(skipped),
-        'skipped_files': skipped,
+        **self._report.metadata(),
     })
-    summary = (f'video_folder {self.builder_config.root}: '
-               f'{self._videos_read} videos read, {len(skipped)} skipped')
-    if skipped:
-      logging.warning('%s: %s', summary,
-                      ', '.join(f"{s['path']} ({s['reason']})"
-                                for s in skipped))
-    else:
-      logging.info('%s.', summary)
+    self._report.log_and_describe(self.info, self.builder_config.root)

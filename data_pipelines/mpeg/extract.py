@@ -14,24 +14,28 @@ with scene-cut I-frames) is decoded and re-encoded with `encoding.
 encode_mpeg4` first: the result says so (`reencoded`, `reencode_reason`) and
 a warning names the file; `allow_reencode=False` makes it an error instead.
 Trailing frames that do not fill a GOP are dropped (`dropped_frames`).
-Corrupt files, files without video and odd frame sizes raise
-`MpegExtractionError` naming the source.
+Corrupt files, still images, files without video and odd frame sizes raise
+`MpegExtractionError` naming the source (files are opened and checked by
+`data_pipelines.video_io`). A file that stops decoding part-way (cut short)
+raises too, unless `keep_truncated=True` keeps the complete GOPs decoded
+before the fault and says so (`truncated`).
 """
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from typing import Union
 
 from absl import logging
-import av
 import numpy as np
 
+from data_pipelines import video_io
 from data_pipelines.mpeg import accumulate as accumulate_lib
 from data_pipelines.mpeg import encoding
 from data_pipelines.mpeg import motion_vectors
 from data_pipelines.mpeg.errors import MpegExtractionError
+from data_pipelines.mpeg.errors import ReencodeRefusedError
+from data_pipelines.mpeg.errors import TooShortError
 
 Source = Union[str, os.PathLike, bytes]
 I_FRAME, P_FRAME, B_FRAME = 1, 2, 3  # `frame.pict_type` values.
@@ -61,6 +65,8 @@ class Gops:
     reencode_reason: why it was ('' when it was not).
     num_frames: frames decoded from the (re-encoded) stream.
     dropped_frames: trailing frames that did not fill a GOP.
+    truncated: '' or, with `keep_truncated=True`, why decoding stopped
+      before the end of the source.
   """
   i_frames: np.ndarray
   motion_vectors: np.ndarray
@@ -74,6 +80,7 @@ class Gops:
   reencode_reason: str
   num_frames: int
   dropped_frames: int
+  truncated: str = ''
 
   @property
   def num_gops(self) -> int:
@@ -88,6 +95,7 @@ class _Decoded:
   pict_types: list[int]
   frames: list[np.ndarray]
   vectors: list[np.ndarray | None]
+  truncated: str = ''
 
 
 def _describe(source: Source) -> str:
@@ -96,65 +104,45 @@ def _describe(source: Source) -> str:
   return repr(os.fspath(source))
 
 
-def _open(source: Source, name: str):
-  if not isinstance(source, (bytes, bytearray)):
-    path = os.fspath(source)
-    if not os.path.isfile(path):
-      raise MpegExtractionError(name, 'no such file')
-    source = path
-  else:
-    source = io.BytesIO(source)
-  try:
-    container = av.open(source, mode='r')
-  except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-    raise MpegExtractionError(
-        name, f'not a readable video container, corrupt or not a video '
-        f'({e})') from e
-  if not container.streams.video:
-    container.close()
-    raise MpegExtractionError(name, 'the container has no video stream')
-  return container
-
-
 def _decode(source: Source, name: str, *, size: tuple[int, int] | None,
-            max_frames: int | None) -> _Decoded:
+            max_frames: int | None, keep_truncated: bool = False) -> _Decoded:
   """Decodes RGB frames (resized to `size`), picture types and vectors.
 
   One pass: motion vectors are exported only from MPEG-4 part 2 (any other
   codec is re-encoded, and its vectors would go unused); `height` and
   `width` are the source's, the frames are at `size` when it is given.
   """
-  container = _open(source, name)
   try:
-    stream = container.streams.video[0]
+    container, stream = video_io.open_video(source)
+  except video_io.VideoReadError as e:
+    raise MpegExtractionError(name, e.reason) from e
+  # Frames of the asked size are converted as they are (no scaling flags),
+  # so an MPEG-4 source of the right size keeps its exact pixels.
+  as_is = video_io.RgbConverter()
+  resized = video_io.RgbConverter(size) if size is not None else None
+  try:
     ctx = stream.codec_context
     export_mvs = ctx.name == encoding.CODEC
     if export_mvs:
       ctx.options = {'flags2': '+export_mvs'}
     out = _Decoded(codec=ctx.name, height=0, width=0, pict_types=[],
                    frames=[], vectors=[])
-    for frame in container.decode(stream):
+    for frame in video_io.iter_decoded(container, stream, name,
+                                       max_frames=max_frames):
       out.height, out.width = frame.height, frame.width
-      resize = {}
-      if size is not None and (frame.height, frame.width) != tuple(size):
-        resize = dict(height=size[0], width=size[1], interpolation='AREA')
-      # threads=1: PyAV builds a scaler per frame, and starting a thread
-      # pool for each costs more than converting a small frame (3x here).
-      out.frames.append(frame.to_ndarray(format='rgb24', threads=1,
-                                         **resize))
+      same = size is None or (frame.height, frame.width) == tuple(size)
+      out.frames.append(as_is(frame) if same else resized(frame))
       side = frame.side_data.get('MOTION_VECTORS') if export_mvs else None
       out.pict_types.append(int(frame.pict_type))
       out.vectors.append(side.to_ndarray() if side is not None else None)
-      if max_frames is not None and len(out.frames) >= max_frames:
-        break
-  except (av.error.FFmpegError, OSError) as e:
-    raise MpegExtractionError(
-        name, f'decoding failed after {len(out.frames)} frames, corrupt '
-        f'stream ({e})') from e
+  except video_io.VideoDecodeError as e:
+    if not keep_truncated:
+      raise MpegExtractionError(name, e.reason) from e
+    out.truncated = e.reason
+  except video_io.VideoReadError as e:
+    raise MpegExtractionError(name, e.reason) from e
   finally:
     container.close()
-  if not out.frames:
-    raise MpegExtractionError(name, 'no decodable frames')
   return out
 
 
@@ -176,12 +164,15 @@ def _structure_problem(pict_types: list[int], gop_size: int) -> str:
   return ''
 
 
+def _check_asked_size(name: str, size) -> None:
+  if size is not None and (len(size) != 2 or min(size) <= 0 or size[0] % 2
+                           or size[1] % 2):
+    raise MpegExtractionError(name, f'size={size!r} must be an even '
+                              '(height, width) > 0 (4:2:0 chroma).')
+
+
 def _check_size(name: str, height: int, width: int, size) -> None:
-  if size is not None:
-    if len(size) != 2 or min(size) <= 0 or size[0] % 2 or size[1] % 2:
-      raise MpegExtractionError(name, f'size={size!r} must be an even '
-                                '(height, width) > 0 (4:2:0 chroma).')
-  elif height % 2 or width % 2:
+  if size is None and (height % 2 or width % 2):
     raise MpegExtractionError(
         name, f'odd frame size {height}x{width}: MPEG-4 with 4:2:0 chroma '
         'needs even sizes; pass size=(height, width) to resize.')
@@ -192,7 +183,8 @@ def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
                  size: tuple[int, int] | None = None,
                  max_gops: int | None = None,
                  quantizer: int = encoding.DEFAULT_QUANTIZER,
-                 keep_decoded: bool = False) -> Gops:
+                 keep_decoded: bool = False,
+                 keep_truncated: bool = False) -> Gops:
   """Extracts the complete GOPs of `source` (a path or a file's bytes).
 
   Args:
@@ -205,15 +197,23 @@ def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
     max_gops: keep at most this many GOPs (None: all complete GOPs).
     quantizer: MPEG-4 quantiser of a re-encoding.
     keep_decoded: also return the decoded frames (`Gops.decoded`).
+    keep_truncated: a source that stops decoding part-way gives the complete
+      GOPs decoded before the fault (`Gops.truncated` says why) instead of
+      an error.
 
   Raises:
-    MpegExtractionError: the source is missing, corrupt, has no video, has an
-      odd frame size, has fewer frames than one GOP, or needs re-encoding and
-      `allow_reencode` is False.
+    MpegExtractionError: the source is missing, corrupt, a still image, has
+      no video, stops decoding part-way (unless `keep_truncated`), has an
+      odd frame size, has fewer frames than one GOP (`TooShortError`), or
+      needs re-encoding and `allow_reencode` is False
+      (`ReencodeRefusedError`).
   """
   name = _describe(source)
+  _check_asked_size(name, size)
   max_frames = None if max_gops is None else max_gops * gop_size
-  decoded = _decode(source, name, size=size, max_frames=max_frames)
+  decoded = _decode(source, name, size=size, max_frames=max_frames,
+                    keep_truncated=keep_truncated)
+  truncated = decoded.truncated
   _check_size(name, decoded.height, decoded.width, size)
   if decoded.codec != encoding.CODEC:
     problem = f'it is {decoded.codec}, not MPEG-4 part 2 ({encoding.CODEC})'
@@ -226,9 +226,7 @@ def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
   source_codec = decoded.codec
   if problem:
     if not allow_reencode:
-      raise MpegExtractionError(
-          name, f'{problem}; re-encode it (allow_reencode=True does, with '
-          f'encoding.encode_mpeg4: GOP {gop_size}, no B-frames).')
+      raise ReencodeRefusedError(name, problem, gop_size)
     logging.warning('%s: %s; re-encoding to MPEG-4 part 2 (GOP %d, no '
                     'B-frames, quantiser %d).', name, problem, gop_size,
                     quantizer)
@@ -240,17 +238,23 @@ def extract_gops(source: Source, *, gop_size: int = encoding.GOP_SIZE,
     again = _structure_problem(decoded.pict_types, gop_size)
     if again:  # The encoder settings guarantee the structure; never silent.
       raise MpegExtractionError(name, f'after re-encoding, {again}')
+  if truncated:
+    logging.warning('%s: keeping the complete GOPs before a decode error: '
+                    '%s', name, truncated)
   return _split_gops(decoded, gop_size, name=name, codec=source_codec,
-                     reencode_reason=problem, keep_decoded=keep_decoded)
+                     reencode_reason=problem, keep_decoded=keep_decoded,
+                     truncated=truncated)
 
 
 def _split_gops(decoded: _Decoded, gop_size: int, *, name: str, codec: str,
-                reencode_reason: str, keep_decoded: bool) -> Gops:
+                reencode_reason: str, keep_decoded: bool,
+                truncated: str = '') -> Gops:
   num_frames = len(decoded.frames)
   num_gops = num_frames // gop_size
   if num_gops == 0:
-    raise MpegExtractionError(
-        name, f'{num_frames} frames, fewer than one GOP of {gop_size}.')
+    cut = f' (decoding stopped: {truncated})' if truncated else ''
+    raise TooShortError(
+        name, f'{num_frames} frames, fewer than one GOP of {gop_size}{cut}.')
   frames = np.stack(decoded.frames[:num_gops * gop_size])
   h, w = frames.shape[1:3]
   frames = frames.reshape(num_gops, gop_size, h, w, 3)
@@ -277,4 +281,5 @@ def _split_gops(decoded: _Decoded, gop_size: int, *, name: str, codec: str,
       reencoded=bool(reencode_reason),
       reencode_reason=reencode_reason,
       num_frames=num_frames,
-      dropped_frames=num_frames - num_gops * gop_size)
+      dropped_frames=num_frames - num_gops * gop_size,
+      truncated=truncated)

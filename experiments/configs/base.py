@@ -31,6 +31,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.video_folder.height = 64
   c.data.video_folder.width = 64
   c.data.video_folder.max_clips_per_video = 0  # 0 = every clip.
+  # A file that stops decoding part-way: 'skip' it (counted), keep the
+  # frames before the break ('keep_truncated'), or stop ('fail').
+  # docs/reliability.md.
+  c.data.video_folder.on_decode_error = 'skip'
+  # A video shorter than one clip: padded with its last frame, or skipped.
+  c.data.video_folder.pad_short_videos = True
   c.data.dataset_dir = ''
   c.data.train_split = 'train'  # TFDS slices too: 'train[:1024]'.
   c.data.eval_split = 'validation'

@@ -11,6 +11,7 @@ from data_pipelines import build
 from data_pipelines import video_io
 from data_pipelines.generated import moving_digits as md
 from data_pipelines import sources
+from tests.data_pipelines import bad_videos
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -75,7 +76,6 @@ def test_command_line(tmp_path):
 
 
 def test_split_specs_take_tfds_slices_and_name_bad_ones(data_dir):
-  from cvision.core import input_pipeline  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(dict(
       name='moving_digits', data_dir=data_dir, dataset_dir='',
@@ -96,3 +96,43 @@ def test_split_specs_take_tfds_slices_and_name_bad_ones(data_dir):
   validation = sources.load_source(config, 'validation')
   both = sources.load_source(config, 'train[:8]+validation')
   assert len(both) == 8 + len(validation)
+
+
+def test_on_decode_error_reaches_the_builder(tmp_path):
+  root = tmp_path / 'videos'
+  bad_videos.write_good_videos(root)
+  bad_videos.write_cut_mp4(root / 'walk' / 'cut.mp4', keep=0.3)
+  kwargs = dict(root=root, num_frames=4, height=16, width=16,
+                split_fractions=(('train', 1.0),))
+  skipping = build.build_dataset('video_folder', tmp_path / 'a', **kwargs)
+  assert skipping.info.metadata['num_videos_skipped'] == 1
+  keeping = build.build_dataset('video_folder', tmp_path / 'b',
+                                on_decode_error='keep_truncated', **kwargs)
+  assert keeping.info.metadata['num_videos_truncated'] == 1
+  with pytest.raises(ValueError, match='on_decode_error must be one of'):
+    build.build_dataset('video_folder', tmp_path / 'c',
+                        on_decode_error='ignore', **kwargs)
+
+
+def test_command_line_on_decode_error_and_counts(tmp_path):
+  root = tmp_path / 'videos'
+  bad_videos.write_good_videos(root)
+  bad_videos.write_cut_mp4(root / 'walk' / 'cut.mp4', keep=0.3)
+  bad_videos.write_image_as_video(root / 'walk' / 'photo.mp4')
+  args = [sys.executable, '-m', 'data_pipelines.build_cli',
+          '--dataset=video_folder', f'--root={root}', '--num_frames=4',
+          '--height=16', '--width=16', '--split_fractions=train=1.0']
+  kept = subprocess.run(
+      args + ['--on_decode_error=keep_truncated', f'--data_dir={tmp_path}/a'],
+      cwd=_REPO_ROOT, capture_output=True, text=True, timeout=120,
+      check=False)
+  assert kept.returncode == 0, kept.stderr[-2000:]
+  assert "3 videos read, 1 skipped: ['walk/photo.mp4']" in kept.stdout
+  assert "1 kept truncated: ['walk/cut.mp4']" in kept.stdout
+  failed = subprocess.run(
+      args + ['--on_decode_error=fail', f'--data_dir={tmp_path}/b'],
+      cwd=_REPO_ROOT, capture_output=True, text=True, timeout=120,
+      check=False)
+  assert failed.returncode != 0
+  assert "on_decode_error='fail' stops the build" in failed.stderr
+  assert not (tmp_path / 'b').exists()

@@ -130,7 +130,7 @@ def test_video_clips_stride_step_limit_and_padding(tmp_path):
 
   def clips(**kwargs):
     cfg = _config(tmp_path, **kwargs)
-    return video_folder.video_clips(path, cfg)
+    return video_folder.video_clips(path, cfg).clips
 
   overlapping = clips(clip_stride=2)
   assert len(overlapping) == 5  # Starts 0, 2, 4, 6, 8.
@@ -142,6 +142,8 @@ def test_video_clips_stride_step_limit_and_padding(tmp_path):
   assert len(clips(max_clips_per_video=2)) == 2
   short = clips(num_frames=20)
   assert len(short) == 1 and short[0].shape[0] == 20
+  assert video_folder.video_clips(path, _config(tmp_path,
+                                                num_frames=20)).padded
   np.testing.assert_array_equal(short[0][12:], np.repeat(full[-1:], 8, 0))
   assert not clips(num_frames=20, pad_short_videos=False)
 

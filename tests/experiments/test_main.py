@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 
 from tests.conftest import main_args, run_main
 
@@ -38,3 +39,36 @@ def test_unknown_mode_and_preset_are_named(tmp_path, data_dir):
   proc = run_main(main_args('experiments/configs/autoencoder.py:huge',
                             str(tmp_path / 'r'), data_dir), check=False)
   assert proc.returncode != 0 and "Unknown preset(s) ['huge']" in proc.stderr
+
+
+def _error_lines(proc):
+  """stderr without absl's log lines ('I1207 12:00:00...') and blanks."""
+  return [line for line in proc.stderr.splitlines()
+          if line.strip() and not re.match(r'[IWE]\d{4} ', line)]
+
+
+def test_user_errors_are_one_line_and_a_hint_without_a_traceback(tmp_path,
+                                                                 data_dir):
+  typo = run_main(main_args(AE_TINY, str(tmp_path / 'r'), data_dir,
+                            '--config.train.stepz=5'), check=False)
+  assert typo.returncode == 2
+  assert 'Traceback' not in typo.stderr
+  assert ('no config field \'stepz\'. Did you mean "steps" instead of '
+          '"stepz"?') in typo.stderr
+  assert len(_error_lines(typo)) <= 2, typo.stderr
+  preset = run_main(main_args('experiments/configs/autoencoder.py:huge',
+                              str(tmp_path / 'r'), data_dir), check=False)
+  assert preset.returncode == 2 and 'Traceback' not in preset.stderr
+  assert len(_error_lines(preset)) <= 2, preset.stderr
+  missing = run_main(main_args(
+      AE_TINY, str(tmp_path / 'r'), data_dir, '--config.data.name=video_folder',
+      f'--config.data.video_folder.root={tmp_path}/no_such_folder'),
+                     check=False)
+  assert missing.returncode == 1 and 'Traceback' not in missing.stderr
+  assert 'no_such_folder' in missing.stderr
+  assert not os.path.exists(tmp_path / 'r' / 'config.json')  # Nothing written.
+  # The traceback when asked for.
+  asked = run_main(main_args(AE_TINY, str(tmp_path / 'r'), data_dir,
+                             '--config.train.stepz=5', '--show_traceback'),
+                   check=False)
+  assert asked.returncode != 0 and 'Traceback' in asked.stderr

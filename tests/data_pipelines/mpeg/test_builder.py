@@ -1,12 +1,23 @@
 """The mpeg_gops TFDS builder: generated videos and a folder of files."""
+import logging
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
+import pytest
+import tensorflow_datasets as tfds
 
 from data_pipelines import video_io
 from data_pipelines.builders import mpeg_gops
 from data_pipelines.generated import moving_digits as md
 from data_pipelines.mpeg import accumulate
+from data_pipelines.mpeg.errors import MpegExtractionError
+from tests.data_pipelines import bad_videos
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def test_tiny_dataset_features(mpeg_data_dir):
@@ -51,3 +62,112 @@ def test_folder_of_videos(tmp_path):
       example['accumulated_residuals'][0])
   assert rebuilt.min() >= 0 and rebuilt.max() <= 255
   assert os.path.isdir(builder.data_dir)
+
+
+# Bad input: the rules of video_folder (docs/reliability.md).
+
+
+def _folder(tmp_path, **kwargs):
+  return mpeg_gops.folder_config(tmp_path / 'videos', num_gops=1,
+                                 height=32, width=32,
+                                 split_fractions=(('train', 1.0),), **kwargs)
+
+
+def _good(root, classes=('jump', 'run')):
+  bad_videos.write_good_videos(root, classes=classes, num_frames=14)
+
+
+def test_split_of_only_unreadable_files_is_left_out(tmp_path, caplog):
+  """Issue 35 row 3: mpeg_gops used to abort; now as video_folder."""
+  root = tmp_path / 'videos'
+  _good(root / 'train')
+  (root / 'validation' / 'run').mkdir(parents=True)
+  (root / 'validation' / 'run' / 'broken.mp4').write_bytes(b'garbage' * 99)
+  with caplog.at_level(logging.WARNING):
+    builder = mpeg_gops.build(tmp_path / 'tfds', _folder(tmp_path))
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+      'train': 2}
+  metadata = builder.info.metadata
+  assert metadata['splits_left_out'] == {'validation': 1}
+  assert metadata['skipped_files'][0]['path'] == 'validation/run/broken.mp4'
+  assert 'split validation is left out' in caplog.text
+  saved = tfds.builder_from_directory(builder.data_path)
+  assert "splits left out: ['validation']" in saved.info.description
+
+
+def test_folder_of_only_bad_files_is_an_error(tmp_path):
+  root = tmp_path / 'videos'
+  bad_videos.write_image_as_video(root / 'a' / 'x.mp4')
+  with pytest.raises(ValueError, match=r'No readable video in .*all 1 files'
+                     r'.*x\.mp4: a still image'):
+    mpeg_gops.build(tmp_path / 'tfds', _folder(tmp_path))
+  assert not (tmp_path / 'tfds').exists()
+
+
+def _with_cut_file(tmp_path):
+  root = tmp_path / 'videos'
+  _good(root)
+  full = tmp_path / 'full.mp4'
+  bad_videos.write_faststart_mp4(full, bad_videos.moving_frames(60, 32, 32))
+  # Six whole packets: fewer frames than the one GOP asked for.
+  bad_videos.cut_file(full, root / 'run' / 'cut.mp4',
+                      bad_videos.packet_offsets(full)[6])
+  return root
+
+
+@pytest.mark.parametrize('policy,reason', [
+    ('skip', r'ends after \d+ of the 60 frames'),
+    # One GOP of exactly 12 frames per example: the frames before the fault
+    # make no GOP, so keep_truncated skips the file too, saying why.
+    ('keep_truncated', r'fewer than one GOP of 12 \(decoding stopped: '),
+])
+def test_file_cut_short_is_skipped_and_counted(tmp_path, policy, reason):
+  _with_cut_file(tmp_path)
+  builder = mpeg_gops.build(tmp_path / 'tfds',
+                            _folder(tmp_path, on_decode_error=policy))
+  (skipped,) = builder.info.metadata['skipped_files']
+  assert skipped['path'] == 'run/cut.mp4'
+  assert re.search(reason, skipped['reason'])
+  assert builder.info.metadata['num_videos_read'] == 2
+
+
+def test_file_cut_short_fails_the_build_on_request(tmp_path):
+  _with_cut_file(tmp_path)
+  data_dir = tmp_path / 'tfds'
+  mpeg_gops.build(data_dir, 'tiny')
+  before = bad_videos.snapshot(data_dir)
+  with pytest.raises(MpegExtractionError,
+                     match=r"cut\.mp4'.*on_decode_error='fail'"):
+    mpeg_gops.build(data_dir, _folder(tmp_path, on_decode_error='fail'))
+  assert bad_videos.snapshot(data_dir) == before
+
+
+def test_unknown_policy_is_refused(tmp_path):
+  with pytest.raises(ValueError, match='on_decode_error must be one of'):
+    _folder(tmp_path, on_decode_error='ignore')
+
+
+def test_no_reencode_refusal_names_the_flag(tmp_path):
+  """Issue 35 row 4: the refusal named a Python argument, not the flag."""
+  path = tmp_path / 'clip.mp4'
+  video_io.write_video(path, bad_videos.moving_frames(24, 32, 32))
+  result = subprocess.run(
+      [sys.executable, '-m', 'data_pipelines.mpeg.build_cli',
+       f'--video={path}', '--no_reencode'], cwd=_REPO_ROOT,
+      capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode != 0
+  assert 'h264, not MPEG-4 part 2' in result.stderr
+  assert '--no_reencode refuses to re-encode it' in result.stderr
+  assert 'allow_reencode' not in result.stderr
+
+
+def test_command_line_on_decode_error_for_a_folder(tmp_path):
+  root = _with_cut_file(tmp_path)
+  result = subprocess.run(
+      [sys.executable, '-m', 'data_pipelines.mpeg.build_cli', f'--root={root}',
+       '--num_gops=1', '--size=32,32', f'--data_dir={tmp_path}/tfds',
+       '--on_decode_error=fail'], cwd=_REPO_ROOT,
+      capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode != 0
+  assert "cut.mp4" in result.stderr and "on_decode_error='fail'" in (
+      result.stderr)

@@ -1,15 +1,20 @@
 """MPEG-4 extraction: GOP structure, motion vectors, residuals, Eq. 1-2."""
 
+import os
+
 import av
 import numpy as np
 import pytest
 
+from data_pipelines import decode_timing
 from data_pipelines import video_io
 from data_pipelines.mpeg import accumulate
 from data_pipelines.mpeg import encoding
 from data_pipelines.mpeg import extract
 from data_pipelines.mpeg import motion_vectors
 from data_pipelines.mpeg.errors import MpegExtractionError
+from data_pipelines.mpeg.errors import TooShortError
+from tests.data_pipelines import bad_videos
 
 
 def test_gops_have_the_papers_structure(right_moving_gops):
@@ -263,3 +268,53 @@ def test_too_short_and_trailing_frames(right_moving_clip):
 def test_encoder_refuses_odd_sizes():
   with pytest.raises(ValueError, match='even frame size'):
     encoding.encode_mpeg4(np.zeros((2, 33, 32, 3), np.uint8))
+
+
+# Bad input (docs/reliability.md, "MPEG-4 extraction").
+
+
+def test_still_image_named_as_video_is_refused(tmp_path):
+  path = tmp_path / 'photo.mp4'
+  bad_videos.write_image_as_video(path)
+  with pytest.raises(MpegExtractionError,
+                     match=r"photo\.mp4'.*a still image \(png_pipe\)"):
+    extract.extract_gops(path)
+
+
+def test_file_cut_at_a_packet_boundary_is_refused_or_kept_truncated(
+    tmp_path):
+  path = tmp_path / 'cut.mp4'
+  bad_videos.write_cut_mp4(path, num_frames=250, keep=0.5,
+                           at_packet_boundary=True)
+  with pytest.raises(MpegExtractionError,
+                     match=r"cut\.mp4'.*ends after \d+ of the 250 frames"):
+    extract.extract_gops(path, size=(32, 48))
+  gops = extract.extract_gops(path, size=(32, 48), keep_truncated=True)
+  assert 'of the 250 frames' in gops.truncated
+  decoded = int(gops.truncated.split('after ')[1].split()[0])
+  assert gops.num_frames == decoded and gops.num_gops == decoded // 12
+  # Only the GOPs asked for are decoded: the loss after them is not seen.
+  assert not extract.extract_gops(path, size=(32, 48), max_gops=2).truncated
+
+
+def test_real_avi_cut_short(tmp_path):
+  path = bad_videos.opencv_clip('tree.avi', tmp_path)  # 444 announced, 68.
+  with pytest.raises(MpegExtractionError, match='68 of the 444 frames'):
+    extract.extract_gops(path, size=(32, 32))
+  gops = extract.extract_gops(path, size=(32, 32), keep_truncated=True)
+  assert (gops.num_gops, gops.dropped_frames) == (5, 8)
+
+
+def test_too_short_is_its_own_error(right_moving_clip):
+  with pytest.raises(TooShortError, match='fewer than one GOP'):
+    extract.extract_gops(encoding.encode_mpeg4(right_moving_clip[0][:5]))
+
+
+def test_decoded_frames_are_those_of_per_frame_to_ndarray(tmp_path,
+                                                          right_moving_clip):
+  path = tmp_path / 'clip.mp4'
+  path.write_bytes(right_moving_clip[1])
+  gops = extract.extract_gops(path, keep_decoded=True, allow_reencode=False)
+  np.testing.assert_array_equal(
+      gops.decoded.reshape(24, 64, 64, 3),
+      decode_timing.decode_per_frame(os.fspath(path), 24, None))
