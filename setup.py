@@ -20,5 +20,5 @@ setuptools.setup(
     python_requires='>=3.11',
     packages=setuptools.find_packages(include=['cvision*', 'data_pipelines*', 'experiments*']),
     install_requires=_requirements(),
-    extras_require={'test': ['pytest>=8', 'pytest-timeout>=2.3', 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6']},
+    extras_require={'test': ['pytest>=8', 'pytest-timeout>=2.3', 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6', 'import-linter>=2.1']},
 )
