@@ -17,13 +17,13 @@ def make_schedule(config: ml_collections.ConfigDict,
   if config.schedule not in _SCHEDULES:
     raise ValueError(f'optimizer.schedule={config.schedule!r}: expected one '
                      f'of {_SCHEDULES}.')
-  warmup = int(config.get('warmup_steps', 0))
+  warmup = int(config.warmup_steps)
   if config.schedule == 'constant':
     main = optax.constant_schedule(config.learning_rate)
   else:
     main = optax.cosine_decay_schedule(
         config.learning_rate, max(total_steps - warmup, 1),
-        alpha=config.get('end_value_fraction', 0.0))
+        alpha=config.end_value_fraction)
   if warmup <= 0:
     return main
   ramp = optax.linear_schedule(0.0, config.learning_rate, warmup)
@@ -35,30 +35,29 @@ def make_optimizer(config: ml_collections.ConfigDict,
   """Clipping (optional) then Adam, AdamW or SGD with momentum.
 
   Args:
-    config: `config.optimizer` with `name`, `learning_rate`, `schedule`,
-      optional `warmup_steps`, `weight_decay`, `grad_clip_norm` (0 = off),
-      `b1`, `b2`, `momentum`, `nesterov`.
+    config: `config.optimizer` (its fields and defaults:
+      experiments/configs/base.py).
     total_steps: the length of the run, for decaying schedules.
   """
   if config.name not in _OPTIMIZERS:
     raise ValueError(f'optimizer.name={config.name!r}: expected one of '
                      f'{_OPTIMIZERS}.')
   lr = make_schedule(config, total_steps)
-  weight_decay = float(config.get('weight_decay', 0.0))
+  weight_decay = float(config.weight_decay)
   if config.name == 'adam':
-    opt = optax.adam(lr, b1=config.get('b1', 0.9), b2=config.get('b2', 0.999))
+    opt = optax.adam(lr, b1=config.b1, b2=config.b2)
     if weight_decay:
       # Plain Adam with weight decay means L2 added to the gradient.
       opt = optax.chain(optax.add_decayed_weights(weight_decay), opt)
   elif config.name == 'adamw':
-    opt = optax.adamw(lr, b1=config.get('b1', 0.9), b2=config.get('b2', 0.999),
+    opt = optax.adamw(lr, b1=config.b1, b2=config.b2,
                       weight_decay=weight_decay)
   else:
     opt = optax.chain(
         optax.add_decayed_weights(weight_decay),
-        optax.sgd(lr, momentum=config.get('momentum', 0.9),
-                  nesterov=config.get('nesterov', False)))
-  clip = float(config.get('grad_clip_norm', 0.0))
+        optax.sgd(lr, momentum=config.momentum,
+                  nesterov=config.nesterov))
+  clip = float(config.grad_clip_norm)
   if clip > 0:
     opt = optax.chain(optax.clip_by_global_norm(clip), opt)
   return opt

@@ -153,7 +153,10 @@ def train_step(state: TrainState, batch: Batch, *, task: Task,
   # happens: the state keeps its previous (finite) values and the flag tells
   # the loop, which stops at its next look at the metrics without having
   # saved anything after this step. No extra host sync per step.
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  # The new parameters too: a finite gradient times a huge learning rate
+  # can overflow them, and the next checkpoint would hold them.
+  finite = (jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+            & jnp.isfinite(optax.tree.norm(params)))
   metrics[NONFINITE_KEY] = (~finite).astype(jnp.float32)
   keep = lambda new, old: jnp.where(finite, new, old)
   new_state = state.replace(

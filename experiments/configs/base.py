@@ -57,7 +57,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.optimizer.grad_clip_norm = 0.0  # 0 = no clipping.
   c.optimizer.b1 = 0.9
   c.optimizer.b2 = 0.999
-  c.optimizer.momentum = 0.9
+  c.optimizer.momentum = 0.9  # sgd
+  c.optimizer.nesterov = False  # sgd
+  c.optimizer.end_value_fraction = 0.0  # cosine: final lr / learning_rate.
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 1000

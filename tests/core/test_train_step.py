@@ -144,11 +144,11 @@ def _task_with_a_fixed_part(boxed):
 
 @pytest.mark.parametrize('boxed', [False, True])
 def test_frozen_parameters_never_move_even_with_weight_decay(boxed):
-  import ml_collections  # pylint: disable=g-import-not-at-top
   from cvision.core import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
-  config = ml_collections.ConfigDict({
-      'name': 'adam', 'learning_rate': 0.05, 'schedule': 'constant',
-      'weight_decay': 1e-5})
+  from experiments.configs import base  # pylint: disable=g-import-not-at-top
+  config = base.get_base_config().optimizer
+  config.update({'name': 'adam', 'learning_rate': 0.05,
+                 'schedule': 'constant', 'weight_decay': 1e-5})
   task, batch = _task_with_a_fixed_part(boxed), _batch()
   adam = optimizer_lib.make_optimizer(config, 100)
   # Without the freeze, weight decay alone moves every weight by a full

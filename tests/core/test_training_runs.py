@@ -135,11 +135,16 @@ def test_restoring_into_a_different_model_fails_naming_the_difference(
     tmp_path, data_dir):
   workdir = str(tmp_path / 'run')
   run_main(main_args(AE_TINY, workdir, data_dir))
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config_before = f.read()
   proc = run_main(main_args(AE_TINY, workdir, data_dir,
                             '--config.model.channels=(4,16)',
                             '--config.train.steps=8'), check=False)
   assert proc.returncode != 0
   assert 'CheckpointMismatchError' in proc.stderr
+  # Refused before anything in the workdir changed.
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert f.read() == config_before
   assert "['Conv_1']['kernel']" in proc.stderr
   assert '[3, 4, 4, 4, 8]' in proc.stderr and '[3, 4, 4, 4, 16]' in proc.stderr
   # The checkpoint is untouched: the original config still resumes.
