@@ -72,12 +72,12 @@ class FrozenCodec:
     Jittable.
     """
     self._require_params()
-    return self._apply(video, method=vqvae.VQVAE.encode)
+    return self._apply(video, method='encode')
 
   def codes_to_latents(self, codes: jax.Array) -> jax.Array:
     """`[..., N]` int codes -> `[..., N*D]` float32 quantised latents."""
     return self._apply(codes.astype(jnp.int32),
-                       method=vqvae.VQVAE.codes_to_latents)
+                       method='codes_to_latents')
 
   def snap_to_codebook(self, latents: jax.Array) -> jax.Array:
     """`[..., N*D]` latents -> each codebook's nearest entries, `[..., N*D]`.
@@ -94,7 +94,7 @@ class FrozenCodec:
     frozen decoder, like the augmentation network, need that).
     """
     self._require_params()
-    return self._apply(latents, method=vqvae.VQVAE.decode_latents)
+    return self._apply(latents, method='decode_latents')
 
   def decode(self, codes: jax.Array) -> jax.Array:
     """`[B, T_c, H_c, W_c, N]` ints -> `[B, T, H, W, 3]` float32 in [0, 1].
@@ -103,7 +103,7 @@ class FrozenCodec:
     would store, so a classifier sees what a decoded dataset would hold.
     """
     self._require_params()
-    video = self._apply(codes.astype(jnp.int32), method=vqvae.VQVAE.decode)
+    video = self._apply(codes.astype(jnp.int32), method='decode')
     return jnp.round(jnp.clip(video, 0.0, 1.0) * 255.0) / 255.0
 
   def _apply(self, *args, **kwargs) -> jax.Array:
@@ -154,11 +154,11 @@ class FrozenCodec:
     model = codec_task.build_model(self.model_config)
 
     def encode(variables, video):
-      return model.apply(variables, video, method=vqvae.VQVAE.encode)
+      return model.apply(variables, video, method='encode')
 
     def decode(variables, codes):
       video = model.apply(variables, codes.astype(jnp.int32),
-                          method=vqvae.VQVAE.decode)
+                          method='decode')
       return jnp.round(jnp.clip(video, 0, 1) * 255).astype(jnp.uint8)
 
     batch = NamedSharding(mesh, P('data'))

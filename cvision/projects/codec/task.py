@@ -21,13 +21,21 @@ from cvision.core import config_utils
 from cvision.core import task as task_lib
 from cvision.metrics import video_quality
 from cvision.projects.codec import vqvae
+from cvision.projects.codec.release import config as release_config
+from cvision.projects.codec.release import network as release_network
 
 NAME = 'codec'
 VIDEO_KEY = 'video'
 
 
 def build_model(model_config: ml_collections.ConfigDict) -> vqvae.VQVAE:
-  """The VQ-VAE of a codec config's `model` fields (every field, no other)."""
+  """The VQ-VAE of a codec config's `model` fields (every field, no other).
+
+  An imported release codec (`model.architecture == 'release'`) builds the
+  release's network instead (`codec/release/network.py`), same interface.
+  """
+  if release_config.is_release(model_config):
+    return release_network.build_release_codec(model_config)
   return config_utils.build_module(vqvae.VQVAE, model_config, 'codec model')
 
 
