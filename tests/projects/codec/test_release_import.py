@@ -395,13 +395,14 @@ def _haiku_reference(hk, kw):
     def encode_embedding(self, x):
       for i, c in enumerate(widths):
         x = Unit(c, kernel, stride, i < len(widths) - 1, f'conv_{i}')(x)
-      x = Unit(widths[-1], kernel, (2, 1, 1), False, 'conv_temporal')(x)
+      if kw.get('use_time_compression_2x'):
+        x = Unit(widths[-1], kernel, (2, 1, 1), False, 'conv_temporal')(x)
       for i in range(kw['extra_encode_conv_layers']):
         h = Unit(hidden, (1, 3, 3), (1, 1, 1), True,
                  f'encoder_res_0_{i}')(jax.nn.relu(x))
         x = x + Unit(kw['bot_channels'], (1, 1, 1), (1, 1, 1), False,
                      f'encoder_res_1_{i}')(h)
-      return x
+      return jnp.tanh(x) if kw.get('use_tanh') else x
 
     def quantize(self, x, is_training):
       x = x.reshape(x.shape[:-1] + (x.shape[-1] // n, n))
@@ -415,8 +416,9 @@ def _haiku_reference(hk, kw):
                  f'decoder_res_0_{i}')(jax.nn.relu(x))
         x = x + Unit(kw['bot_channels'], (1, 1, 1), (1, 1, 1), False,
                      f'decoder_res_1_{i}')(h)
-      x = hk.Conv3DTranspose(widths[-1], kernel, (2, 1, 1),
-                             name='decoder_temporal')(x)
+      if kw.get('use_time_compression_2x'):
+        x = hk.Conv3DTranspose(widths[-1], kernel, (2, 1, 1),
+                               name='decoder_temporal')(x)
       outs = list(reversed([3] + widths[:-1]))
       for i, c in enumerate(outs):
         target = [s * d for s, d in zip(stride, x.shape[1:4])]
@@ -424,6 +426,8 @@ def _haiku_reference(hk, kw):
                                name=f'decoder_{i}')(x)
         if i < len(outs) - 1:
           x = jax.nn.relu(x)
+      if kw.get('last_linearity'):
+        x = getattr(jax.nn, kw['last_linearity'])(x)
       return x
 
     def __call__(self, x, is_training):
@@ -433,36 +437,47 @@ def _haiku_reference(hk, kw):
   return hk.transform_with_state(lambda x, t: Codec()(x, t))
 
 
+# The reflect-padded ('VALID') variant, with the output and latent
+# nonlinearities, without time compression.
+VALID_KWARGS = dict(TINY_KWARGS, padding='VALID', use_time_compression_2x=False,
+                    use_tanh=True, last_linearity='sigmoid')
+
+
+@pytest.mark.parametrize('kwargs', [TINY_KWARGS, VALID_KWARGS],
+                         ids=['same_time2x', 'valid_tanh_sigmoid'])
 def test_output_identical_to_a_haiku_network_of_the_releases_layout(
-    tmp_path):
+    tmp_path, kwargs):
   hk = pytest.importorskip('haiku')
-  forward = _haiku_reference(hk, TINY_KWARGS)
+  forward = _haiku_reference(hk, kwargs)
+  apply = jax.jit(forward.apply, static_argnums=4)
   video = jax.random.uniform(jax.random.key(0), (2, 4, 16, 16, 3))
-  params, state = forward.init(jax.random.key(1), video, True)
-  # Haiku's own paths are the ones the hand-written fixture lists.
-  hand_params, hand_state = tiny_release_arrays()
-  shapes = lambda t: jax.tree.map(np.shape, jax.tree.map(np.asarray, t))
-  assert shapes(params) == shapes(hand_params)
-  assert shapes(state) == shapes(hand_state)
+  params, state = jax.jit(forward.init, static_argnums=2)(
+      jax.random.key(1), video, True)
+  if kwargs is TINY_KWARGS:
+    # Haiku's own paths are the ones the hand-written fixture lists.
+    hand_params, hand_state = tiny_release_arrays()
+    shapes = lambda t: jax.tree.map(np.shape, jax.tree.map(np.asarray, t))
+    assert shapes(params) == shapes(hand_params)
+    assert shapes(state) == shapes(hand_state)
   # One training step moves the codebooks and their EMA off their init.
-  _, state = forward.apply(params, state, None, video, True)
+  _, state = apply(params, state, None, video, True)
   params = jax.tree.map(
       lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape),
       params)
   path = write_release(tmp_path / 'hk.pkl', jax.device_get(params),
-                       jax.device_get(state))
+                       jax.device_get(state), kwargs)
   workdir = str(tmp_path / 'run')
   importer.import_release(path, workdir, base_config())
   codec = frozen.load_frozen_codec(workdir, with_params=True)
 
-  (hk_recon, hk_codes), _ = forward.apply(params, state, None, video, False)
+  (hk_recon, hk_codes), _ = apply(params, state, None, video, False)
   codes = codec.encode(video)
   np.testing.assert_array_equal(codes, hk_codes)
   np.testing.assert_allclose(codec.decode_latents(codec.codes_to_latents(
       codes)), hk_recon, rtol=1e-5, atol=1e-6)
 
   # A training step updates the codebooks as Haiku's EMA does.
-  _, hk_state = forward.apply(params, state, None, video, True)
+  _, hk_state = apply(params, state, None, video, True)
   model = network.build_release_codec(codec.model_config)
   _, updated = model.apply(dict(codec.variables), video, train=True,
                            mutable=['vq_ema'])

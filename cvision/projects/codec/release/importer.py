@@ -35,6 +35,7 @@ from cvision.core import metric_logging
 from cvision.core import optimizer as optimizer_lib
 from cvision.core import sharding
 from cvision.core import train_step as train_step_lib
+from cvision.core.train_state import TrainState
 from cvision.projects.codec import compression_rate as cr_lib
 from cvision.projects.codec import task as codec_task
 from cvision.projects.codec.release import config as release_config
@@ -324,14 +325,24 @@ def _write_checkpoint(config: ml_collections.ConfigDict,
   mesh = sharding.make_mesh(config.mesh)
   spec = {codec_task.VIDEO_KEY: jax.ShapeDtypeStruct(
       probe_shape(config.model), jnp.uint8)}
-  state, shardings = train_step_lib.create_train_state(
-      task, tx, spec, config.seed, mesh,
-      list(config.sharding.logical_axis_rules))
+  # The state's structure and shardings as a training run builds them, from
+  # shapes only: its random init would be thrown away (and compiling it is
+  # most of an import's time).
+  boxed = train_step_lib.abstract_train_state(task, tx, spec, config.seed)
+  shardings = sharding.state_shardings(
+      boxed, mesh, list(config.sharding.logical_axis_rules))
   params = jax.tree.map(jnp.asarray, variables['params'])
   collections = {network.COLLECTION: jax.tree.map(
       jnp.asarray, variables[network.COLLECTION])}
-  state = state.replace(params=params, collections=collections,
-                        opt_state=tx.init(params))
+  state = TrainState(
+      step=jnp.zeros((), jnp.int32), params=params,
+      opt_state=tx.init(params), collections=collections,
+      # The rng a training run of this seed starts from.
+      rng=jax.random.split(jax.random.PRNGKey(config.seed))[1])
+  if (jax.tree.structure(state)
+      != jax.tree.structure(sharding.unbox(boxed))):
+    raise ReleaseImportError('The imported variables do not form the codec '
+                             "task's train state.")
   state = jax.device_put(state, shardings)
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
