@@ -20,5 +20,7 @@ setuptools.setup(
     python_requires='>=3.11',
     packages=setuptools.find_packages(include=['cvision*', 'data_pipelines*', 'experiments*']),
     install_requires=_requirements(),
-    extras_require={'test': ['pytest>=8', 'pytest-timeout>=2.3', 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6', 'import-linter>=2.1']},
+    extras_require={'test': ['pytest>=8', 'pytest-timeout>=2.3', 'nbclient>=0.10', 'nbformat>=5.10', 'ipykernel>=6', 'import-linter>=2.1',
+                           # Only for the release codec's output-identity test.
+                           'dm-haiku>=0.0.13']},
 )

@@ -11,6 +11,7 @@ Each reads the codec from the latest checkpoint in `--workdir`
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -24,6 +25,7 @@ from cvision.projects.codec import baselines
 from cvision.projects.codec import code_dataset
 from cvision.projects.codec import compression_rate as cr_lib
 from cvision.projects.codec import frozen
+from cvision.projects.codec.release import config as release_config
 from cvision.projects.codec import probe
 from cvision.projects.codec import report
 from cvision.projects.codec import task as codec_task
@@ -31,11 +33,31 @@ from data_pipelines import sources
 from data_pipelines import video_io
 
 
+def run_config(config: ml_collections.ConfigDict, workdir: str
+               ) -> ml_collections.ConfigDict:
+  """`config` with the model of the run in `workdir` where it must be so.
+
+  An imported release codec (docs/release_codecs.md) has the release's
+  architecture, which no preset describes: its saved model fields are the
+  model. Any other run is checked against `config.model` when loaded.
+  """
+  if not os.path.isfile(os.path.join(workdir, 'config.json')):
+    return config
+  saved = frozen.saved_model_config(workdir)
+  if not release_config.is_release(saved):
+    return config
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    config.model = saved
+  return config
+
+
 def load_codec(config: ml_collections.ConfigDict, workdir: str
                ) -> frozen.FrozenCodec:
   """The codec run in `workdir`, checked against this mode's config."""
-  return frozen.load_frozen_codec(workdir, with_params=True,
-                                  model_config=config.model)
+  return frozen.load_frozen_codec(
+      workdir, with_params=True,
+      model_config=run_config(config, workdir).model)
 
 
 def default_codes_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -50,6 +72,7 @@ def default_codes_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 def encode(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """`--mode=encode`: writes `config.data` as codes (resumable)."""
+  config = run_config(config, workdir)
   codec = load_codec(config, workdir)
   builder = sources.load_builder(config.data)
   video_shape = tuple(builder.info.features['video'].shape)
@@ -163,6 +186,7 @@ def evaluate(config: ml_collections.ConfigDict,
   bytes they write. Writes `WORKDIR/eval/codecs.{md,txt,json}` and
   rate-distortion plots.
   """
+  config = run_config(config, workdir)
   m = config.model
   split = config.eval.split
   source = sources.load_source(config.data, split)

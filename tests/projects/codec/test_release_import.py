@@ -19,6 +19,7 @@ import flax.linen as nn
 import pytest
 
 from cvision.projects.codec import frozen
+from cvision.projects.codec import modes
 from cvision.projects.codec.release import config as release_config
 from cvision.projects.codec.release import importer
 from cvision.projects.codec.release import network
@@ -146,6 +147,21 @@ def test_imported_workdir_is_an_ordinary_codec_run(imported):
   assert codes.shape == (2, 2, 4, 4, 2) == (2, *codec.code_shape((4, 16, 16)))
   decoded = codec.decode_to_videos(codes)
   assert decoded.shape == video.shape and decoded.dtype == np.uint8
+
+
+def test_the_codec_modes_encode_with_an_imported_codec(imported, data_dir,
+                                                        tmp_path):
+  """`--mode=encode` of the binary on an imported run: any codec preset's
+  config works, the run's own (release) model is used."""
+  workdir, _, _ = imported
+  config = codec_configs.get_config('tiny')  # A different architecture.
+  config.data.data_dir = data_dir
+  config.encode.output_dir = str(tmp_path / 'codes')
+  modes.encode(config, workdir)
+  codec = frozen.load_frozen_codec(workdir)
+  metadata = frozen.code_dataset_metadata(str(tmp_path / 'codes'))
+  assert (metadata['num_codebooks'], metadata['codebook_size']) == (2, 16)
+  assert codec.model_config.architecture == 'release'
 
 
 def test_compression_rate_is_the_releases(imported):
