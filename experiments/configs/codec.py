@@ -179,6 +179,12 @@ def get_config(arg: str | None = None):
   c.encode.examples_per_shard = 256
   c.encode.chunk_frames = 0  # >0: encode long clips in time chunks.
 
+  # --mode=import: a codec pickle of the paper's release
+  # (google-deepmind/compressed_vision) becomes this --workdir's run.
+  # docs/release_codecs.md.
+  c.release = base.ml_collections.ConfigDict()
+  c.release.pickle = ''
+
   # --mode=decode: codes back to frames, a PNG grid and mp4s to look at.
   c.decode = base.ml_collections.ConfigDict()
   c.decode.dataset_dir = ''  # Default: encode.output_dir.

@@ -26,6 +26,7 @@ from cvision.projects.codec import code_dataset
 from cvision.projects.codec import compression_rate as cr_lib
 from cvision.projects.codec import frozen
 from cvision.projects.codec.release import config as release_config
+from cvision.projects.codec.release import importer as release_importer
 from cvision.projects.codec import probe
 from cvision.projects.codec import report
 from cvision.projects.codec import task as codec_task
@@ -284,5 +285,20 @@ def probe_codes(config: ml_collections.ConfigDict,
   return result
 
 
+def import_release(config: ml_collections.ConfigDict,
+                   workdir: str) -> dict[str, Any]:
+  """`--mode=import`: `config.release.pickle` (the paper's released codec)
+  becomes an ordinary codec run in `workdir` (docs/release_codecs.md)."""
+  if not config.release.pickle:
+    raise ValueError('--mode=import needs the release file: pass '
+                     '--config.release.pickle=<a compressed_vision .pkl>.')
+  saved = release_importer.import_release(config.release.pickle, workdir,
+                                          config)
+  logging.info('Imported %s into %s: codes of N=%d codebooks of K=%d.',
+               config.release.pickle, workdir, saved.model.num_codebooks,
+               saved.model.codebook_size)
+  return {'workdir': workdir, 'model': saved.model.to_dict()}
+
+
 MODES = {'eval': evaluate, 'encode': encode, 'decode': decode,
-         'probe': probe_codes}
+         'probe': probe_codes, 'import': import_release}

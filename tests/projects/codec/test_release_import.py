@@ -25,6 +25,7 @@ from cvision.projects.codec.release import importer
 from cvision.projects.codec.release import network
 from cvision.projects.codec.release import safe_pickle
 from experiments.configs import codec as codec_configs
+from tests.conftest import run_main
 
 P = 'CompressionConvEncoderDecoder'
 # Haiku puts modules made inside a method under `~<method>`.
@@ -501,3 +502,21 @@ def test_output_identical_to_a_haiku_network_of_the_releases_layout(
     np.testing.assert_allclose(
         updated['vq_ema']['quantizer']['codebook'][i],
         hk_state[f'{P}/~/vqvae_{i}']['embeddings'].T, rtol=1e-5, atol=1e-6)
+
+
+def test_the_binary_imports_and_refuses_a_pickle_from_elsewhere(tmp_path):
+  params, state = tiny_release_arrays()
+  path = write_release(tmp_path / 'cr.pkl', params, state)
+  args = ['--config=experiments/configs/codec.py:tiny', '--mode=import']
+  run_main(args + [f'--workdir={tmp_path}/run',
+                   f'--config.release.pickle={path}'])
+  assert frozen.load_frozen_codec(str(tmp_path / 'run')).model_config[
+      'architecture'] == 'release'
+  with open(tmp_path / 'other.pkl', 'wb') as f:
+    pickle.dump({'weights': [1, 2, 3]}, f)
+  proc = run_main(args + [f'--workdir={tmp_path}/other',
+                          f'--config.release.pickle={tmp_path}/other.pkl'],
+                  check=False)
+  assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+  assert 'other.pkl' in proc.stderr
+  assert not os.path.exists(tmp_path / 'other' / 'config.json')
