@@ -30,6 +30,8 @@ from absl import logging
 import jax
 import numpy as np
 
+from cvision.projects.codec import host_prefetch
+
 CODES_KEY = 'codes'
 VIDEO_KEY = 'video'
 MANIFEST = 'encode_manifest.json'
@@ -59,8 +61,16 @@ def encode_stream(chunks: Iterable[np.ndarray],
   (`data_pipelines.video_io.iter_video_chunks`) an hour of video never sits
   in memory as pixels.
   """
-  for chunk in chunks:
+  # The next chunk is read (decoded from the file) while this one encodes.
+  for chunk in host_prefetch.prefetch(chunks):
     yield encode(chunk[None])[0]
+
+
+def _read_batches(source, indices: Sequence[int], batch_size: int):
+  """(examples, stacked videos) of `indices`, `batch_size` at a time."""
+  for first in range(0, len(indices), batch_size):
+    examples = [source[i] for i in indices[first:first + batch_size]]
+    yield examples, np.stack([e[VIDEO_KEY] for e in examples])
 
 
 def _features(source_features, code_shape: Sequence[int], code_dtype):
@@ -171,10 +181,11 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
       indices = range(start, start + lengths[shard])
       tmp = path + '.tmp'
       writer = array_record_module.ArrayRecordWriter(tmp, 'group_size:1')
+      # The next batch is read while this one encodes.
+      batches = host_prefetch.prefetch(
+          _read_batches(source, indices, batch_size))
       try:
-        for first in range(0, len(indices), batch_size):
-          examples = [source[i] for i in indices[first:first + batch_size]]
-          videos = np.stack([e[VIDEO_KEY] for e in examples])
+        for examples, videos in batches:
           codes = encode_in_time_chunks(videos, encode, chunk_frames)
           if tuple(codes.shape[1:]) != tuple(code_shape):
             raise ValueError(f'The encoder gave codes of shape '
@@ -184,6 +195,7 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
             record[CODES_KEY] = example_codes.astype(code_dtype)
             writer.write(features.serialize_example(record))
       finally:
+        batches.close()
         writer.close()
       os.replace(tmp, path)
       written[split] += 1
