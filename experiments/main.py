@@ -6,7 +6,9 @@ r"""The one binary: train, evaluate, encode, decode any cvision experiment.
 `--mode` is `train` or `eval` for every project; a project may add its own
 modes (the codec adds `encode` and `decode`). Multi-host: pass
 --jax_distributed on every host (TPU pods and SLURM/GPU clusters are
-auto-detected by `jax.distributed.initialize`).
+auto-detected by `jax.distributed.initialize`; elsewhere give
+--coordinator_address, --num_processes and --process_id). On one machine,
+experiments/launch_local.py starts K such processes (docs/multi_host.md).
 """
 import os
 import sys
@@ -21,6 +23,7 @@ import jax
 from ml_collections import config_flags
 
 from cvision import projects
+from cvision.core import distributed
 from cvision.core import metric_logging
 from experiments import user_errors
 
@@ -33,6 +36,15 @@ _MODE = flags.DEFINE_string('mode', 'train', 'train | eval | a task mode.')
 _DISTRIBUTED = flags.DEFINE_bool(
     'jax_distributed', False, 'Call jax.distributed.initialize() first '
     '(multi-host runs).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'With --jax_distributed: HOST:PORT of '
+    'process 0 (default: $CVISION_COORDINATOR_ADDRESS or auto-detected).')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'With --jax_distributed: processes in the run '
+    '(default: $CVISION_NUM_PROCESSES or auto-detected).')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'With --jax_distributed: this process, 0-based '
+    '(default: $CVISION_PROCESS_ID or auto-detected).')
 flags.mark_flags_as_required(['config', 'workdir'])
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: schedulers read it as "stopped".
 
@@ -41,7 +53,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                           _PROCESS_ID.value)
   metric_logging.quiet_library_logs()
   config = _CONFIG.value
   modes = projects.modes(config)

@@ -9,10 +9,13 @@ function of (seed, step): batch `s` of a run is `dataset[s]`, so a resumed run
 reads exactly the batches an uninterrupted one would, with no iterator state
 to checkpoint.
 
-Multi-host: each process reads its own slice of the examples
-(`[process_index::process_count]`), batches `global_batch / process_count` of
-them, and the local batches are assembled into global arrays sharded over the
-`data` mesh axis with `jax.make_array_from_process_local_data`.
+Multi-host: batch `s` is the same examples whatever the number of processes
+(positions `[s * B, (s + 1) * B)` of the one shuffled stream, B the global
+batch); process `p` of `P` reads only its part of it, positions
+`[s * B + p * b, s * B + (p + 1) * b)` with `b = B / P`, and the local
+batches are assembled into global arrays sharded over the `data` mesh axis
+with `jax.make_array_from_process_local_data`. So 2 processes of 4 devices
+train on the batches 1 process of 8 devices does.
 """
 from __future__ import annotations
 
@@ -39,10 +42,6 @@ def _select(keys: Sequence[str]) -> Callable[[Example], dict[str, np.ndarray]]:
   return select
 
 
-def _host_slice(dataset: grain.MapDataset) -> grain.MapDataset:
-  return dataset[jax.process_index()::jax.process_count()]
-
-
 def _local_batch_size(global_batch_size: int) -> int:
   if global_batch_size % jax.process_count():
     raise ValueError(f'Batch size {global_batch_size} is not divisible by the '
@@ -66,16 +65,21 @@ def train_dataset(source, *, global_batch_size: int, seed: int,
   """
   if len(source) == 0:
     raise ValueError('The training split is empty.')
-  dataset = _host_slice(grain.MapDataset.source(source))
   local_batch = _local_batch_size(global_batch_size)
-  if len(dataset) < local_batch:
-    raise ValueError(f'The training split has {len(dataset)} examples on this '
-                     f'host, fewer than the batch size {local_batch}.')
-  dataset = dataset.shuffle(seed=seed).repeat(reseed_each_epoch=True)
-  dataset = dataset.map(_select(keys))
+  if len(source) < global_batch_size:
+    raise ValueError(f'The training split has {len(source)} examples, fewer '
+                     f'than the batch size {global_batch_size}.')
+  # Shuffled, repeated and augmented as one stream, indexed by its position:
+  # the order and the per-example rng do not depend on the process count.
+  # Every step is lazy, so a process reads only the examples it batches.
+  dataset = grain.MapDataset.source(source).shuffle(seed=seed)
+  dataset = dataset.repeat(reseed_each_epoch=True).map(_select(keys))
   if preprocess is not None:
     dataset = dataset.random_map(preprocess, seed=seed)
-  return dataset.batch(local_batch, drop_remainder=True)
+  # Local batch k holds positions [k * b, (k + 1) * b): step s is local
+  # batches s * P ... s * P + P - 1, and process p takes the p-th of them.
+  dataset = dataset.batch(local_batch, drop_remainder=True)
+  return dataset[jax.process_index()::jax.process_count()]
 
 
 def random_temporal_crop(num_frames: int, keys: Sequence[str]):
@@ -151,6 +155,9 @@ def eval_batches(source, *, global_batch_size: int, keys: Sequence[str],
                  ) -> Iterator[dict[str, jax.Array]]:
   """One ordered pass over a split, padded to whole batches.
 
+  Global batch `k` is examples `[k * B, (k + 1) * B)` whatever the number of
+  processes; process `p` reads only its part `[k * B + p * b, ...)` (see the
+  module docstring), so the last batch's padding may fall on any process.
   Every batch carries `VALID_KEY` (`[B] bool`), False on padding; all
   processes yield the same number of batches. `preprocess` (deterministic,
   e.g. `center_temporal_crop`) applies to every example.
@@ -159,20 +166,23 @@ def eval_batches(source, *, global_batch_size: int, keys: Sequence[str],
   num_examples = len(source)
   if num_examples == 0:
     raise ValueError('The evaluation split is empty.')
-  per_host = math.ceil(num_examples / jax.process_count())
-  num_batches = math.ceil(per_host / local_batch)
+  num_batches = math.ceil(num_examples / global_batch_size)
   if max_batches is not None:
     num_batches = min(num_batches, max_batches)
-  dataset = _host_slice(grain.MapDataset.source(source)).map(_select(keys))
+  dataset = grain.MapDataset.source(source).map(_select(keys))
   if preprocess is not None:
     dataset = dataset.map(preprocess)
-  filler = dataset[0] if len(dataset) else _select(keys)(source[0])
+  offset = jax.process_index() * local_batch
 
   def local_batches():
+    filler = None
     for b in range(num_batches):
-      indices = range(b * local_batch, min((b + 1) * local_batch,
-                                           len(dataset)))
+      start = b * global_batch_size + offset
+      indices = range(start, min(start + local_batch, num_examples))
       examples = [dataset[i] for i in indices]
+      if len(examples) < local_batch and filler is None:
+        # Padding rows are masked out; any real example's shapes will do.
+        filler = dataset[0]
       valid = [True] * len(examples) + [False] * (local_batch - len(examples))
       examples += [filler] * (local_batch - len(examples))
       batch = {k: np.stack([e[k] for e in examples]) for k in keys}

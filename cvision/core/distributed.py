@@ -1,0 +1,52 @@
+"""Joining a multi-process (multi-host) run: `jax.distributed.initialize`.
+
+Every process of a run calls `initialize` before anything touches a device.
+Where the three settings come from, first found wins:
+
+1. the arguments (`experiments/main.py`'s `--coordinator_address`,
+   `--num_processes`, `--process_id`);
+2. the environment `cvision.core.local_cluster` sets for the processes it
+   starts on one machine (`CVISION_COORDINATOR_ADDRESS`,
+   `CVISION_NUM_PROCESSES`, `CVISION_PROCESS_ID`);
+3. JAX's own detection of TPU pod slices, SLURM, Open MPI and Kubernetes
+   (all three left None).
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+
+COORDINATOR_ENV = 'CVISION_COORDINATOR_ADDRESS'
+NUM_PROCESSES_ENV = 'CVISION_NUM_PROCESSES'
+PROCESS_ID_ENV = 'CVISION_PROCESS_ID'
+
+
+def _from_env(name: str) -> int | None:
+  value = os.environ.get(name)
+  if value is None or value == '':
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise ValueError(f'${name}={value!r} is not an integer.') from None
+
+
+def initialize(coordinator_address: str | None = None,
+               num_processes: int | None = None,
+               process_id: int | None = None) -> None:
+  """Joins this process to the run (see the module docstring)."""
+  coordinator_address = (coordinator_address
+                         or os.environ.get(COORDINATOR_ENV) or None)
+  if num_processes is None:
+    num_processes = _from_env(NUM_PROCESSES_ENV)
+  if process_id is None:
+    process_id = _from_env(PROCESS_ID_ENV)
+  # Processes of CPU devices reduce across each other through gloo (JAX's
+  # default today; older versions had none and failed at the first
+  # cross-process collective). It changes nothing on GPUs and TPUs.
+  if not jax.config.jax_cpu_collectives_implementation:
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id)
