@@ -13,7 +13,10 @@ Where the three settings come from, first found wins:
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import traceback
 
 import jax
 
@@ -50,3 +53,23 @@ def initialize(coordinator_address: str | None = None,
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
                              process_id=process_id)
+
+
+@contextlib.contextmanager
+def exit_at_once_on_error():
+  """In a multi-process run, an error ends this process now, exit code 1.
+
+  A Python exit waits in `jax.distributed.shutdown` for every other process
+  (minutes), and they wait in their next collective for this one: a launcher
+  or scheduler would see no exit code until the heartbeat timeout. Exiting
+  at once lets it stop the run.
+  """
+  try:
+    yield
+  except (Exception, KeyboardInterrupt):  # pylint: disable=broad-except
+    if jax.process_count() == 1:
+      raise
+    traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)  # pylint: disable=protected-access

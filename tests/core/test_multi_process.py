@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -73,6 +74,29 @@ def test_launcher_reports_a_failure_and_stops_the_other(tmp_path):
   assert result.exit_codes[1] == 3
   assert result.exit_codes[0] != 0  # Stopped by the launcher's SIGTERM.
   assert result.logs[1] == 'boom\n'
+
+
+def test_an_error_in_one_jax_process_ends_the_run_at_once():
+  # Process 0 waits in a collective for process 1, which fails: without
+  # exiting at once, process 1 would wait in JAX's shutdown for process 0.
+  code = (f'import sys; sys.path.insert(0, {REPO_ROOT!r})\n'
+          'import time\n'
+          'from cvision.core import distributed\n'
+          'distributed.initialize()\n'
+          'import jax\n'
+          'from jax.experimental import multihost_utils\n'
+          'with distributed.exit_at_once_on_error():\n'
+          '  if jax.process_index() == 1:\n'
+          '    raise ValueError("bad input")\n'
+          '  multihost_utils.sync_global_devices("never")\n')
+  start = time.monotonic()
+  result = local_cluster.launch([sys.executable, '-c', code],
+                                num_processes=2, devices_per_process=1,
+                                timeout=90, output=None, grace_s=2)
+  assert not result.timed_out and time.monotonic() - start < 20
+  assert result.exit_codes[1] == 1
+  assert 'ValueError: bad input' in result.logs[1]
+  assert result.exit_codes[0] != 0
 
 
 def test_process_env_sets_devices_and_the_run():
@@ -176,3 +200,35 @@ def test_evaluation_over_two_processes_is_that_of_one(trained, data_dir):
   for name, value in one_process['metrics'].items():
     np.testing.assert_allclose(two_processes['metrics'][name], value,
                                rtol=1e-6, err_msg=name)
+
+
+CODEC_TINY = 'experiments/configs/codec.py:tiny'
+
+
+def test_encode_over_two_processes_writes_the_codes_of_one(
+    tiny_codec_run, data_dir, tmp_path):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
+  run_main(main_args(CODEC_TINY, tiny_codec_run, data_dir, '--mode=encode',
+                     f'--config.encode.output_dir={one}'))
+  result = _run_two_processes(MAIN + main_args(
+      CODEC_TINY, tiny_codec_run, data_dir, '--mode=encode',
+      '--jax_distributed', f'--config.encode.output_dir={two}'))
+  # 8 examples a shard: train's 8 shards, 4 for each process.
+  for p, log in enumerate(result.logs):
+    written = sorted(int(line.split('train shard ')[1].split('/')[0])
+                     for line in log.splitlines() if 'Encoded train shard' in
+                     line)
+    assert written == [s + 1 for s in range(p, 8, 2)], (p, written)
+  a, b = tfds.builder_from_directory(one), tfds.builder_from_directory(two)
+  assert a.info.splits.keys() == b.info.splits.keys() == {
+      'train', 'validation', 'test'}
+  for split in a.info.splits:
+    source_a = a.as_data_source(split=split)
+    source_b = b.as_data_source(split=split)
+    assert len(source_a) == len(source_b) > 0
+    for i in range(len(source_a)):
+      ex_a, ex_b = source_a[i], source_b[i]
+      assert ex_a.keys() == ex_b.keys()
+      for k in ex_a:
+        np.testing.assert_array_equal(ex_a[k], ex_b[k], err_msg=(split, i, k))

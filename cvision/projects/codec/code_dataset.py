@@ -156,6 +156,9 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
       **json.loads(json.dumps(dict(metadata))),
   }
   _check_manifest(output_dir, manifest)
+  # Every process writes shards here, not only process 0 (which makes it
+  # in `_check_manifest`): the others may get there first.
+  os.makedirs(output_dir, exist_ok=True)
   if os.path.exists(os.path.join(output_dir, 'dataset_info.json')):
     logging.info('%s is complete; nothing to encode.', output_dir)
     return {split: 0 for split in splits}
