@@ -122,6 +122,16 @@ def _tiny(c):
   c.decode.num_videos = 2
 
 
+def _model_parallel(c):
+  # Output channels of the conv kernels and biases split over
+  # a 2-way `model` axis, the batch over the rest: the widest layers' weights
+  # and Adam moments take half the memory per device; a layer whose width 2
+  # does not divide stays replicated (sharding.state_shardings warns). Add
+  # after a size preset: `cr236,model_parallel`.
+  c.mesh.shape = (-1, 2)
+  c.sharding.logical_axis_rules = (('conv_out', 'model'),)
+
+
 PRESETS = {
     'cr30': lambda c: _paper(c, strided=2, n=1, k=8192),
     'cr236': lambda c: _paper(c, strided=4, n=2, k=8192),
@@ -135,6 +145,7 @@ PRESETS = {
     'cpu30': _cpu30,
     'gpu30': _gpu30,
     'tiny': _tiny,
+    'model_parallel': _model_parallel,
 }
 
 
