@@ -14,6 +14,7 @@ from typing import Any
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
@@ -38,16 +39,30 @@ def _train_preprocess(config, task: Task):
 
 
 class _StopRequest:
-  """Set by SIGTERM: the loop saves a checkpoint and returns."""
+  """Set by SIGTERM: the loop saves a checkpoint and returns.
+
+  With several processes they must all stop after the same step, or the
+  checkpoint (a collective) of one waits forever for the train step of
+  another; a scheduler may also signal only some of them. JAX's preemption
+  service (started by `jax.distributed.initialize`) catches SIGTERM in every
+  process and agrees on a step; `should_stop` asks it.
+  """
 
   def __init__(self):
     self.requested = False
     self._previous = None
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if (jax.process_count() == 1
+        and threading.current_thread() is threading.main_thread()):
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
+
+  def should_stop(self, step: int) -> bool:
+    """Every process calls this after every step, from the same first step."""
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.requested
 
   def _handle(self, signum, frame):
     del frame
@@ -187,7 +202,7 @@ def _train_loop(run: run_setup.Setup, step_fn, eval_fn, batches, logger,
         check()
         run_eval(step)
       result['step'] = step
-      if stop.requested:
+      if stop.should_stop(step):
         check()
         run.checkpointer.save(run.state, force=True)
         result['preempted'] = True

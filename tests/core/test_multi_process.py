@@ -8,6 +8,8 @@ same mesh), or of 1 device where the device count must not matter either.
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -19,7 +21,8 @@ from cvision.core import local_cluster
 from tests.conftest import REPO_ROOT, main_args, run_main
 from tests.core.test_training_runs import (AE_TINY, EIGHT_DEVICES,
                                            _assert_trees_close, _params,
-                                           _train_losses)
+                                           _train_losses,
+                                           _wait_for_checkpoint)
 
 MAIN = [sys.executable, os.path.join(REPO_ROOT, 'experiments', 'main.py')]
 PROBE = os.path.join(REPO_ROOT, 'tests', 'core', 'multi_process_probe.py')
@@ -232,3 +235,62 @@ def test_encode_over_two_processes_writes_the_codes_of_one(
       assert ex_a.keys() == ex_b.keys()
       for k in ex_a:
         np.testing.assert_array_equal(ex_a[k], ex_b[k], err_msg=(split, i, k))
+
+
+# Enough steps that the run is still going when it is interrupted.
+INTERRUPTED = ('--config.train.steps=20', '--config.train.checkpoint_every=2',
+               '--config.train.keep_checkpoints=50')
+
+
+def _start_two_processes(workdir, data_dir, log_dir):
+  """2 x 4 processes of main.py, not waited for (logs in `log_dir`)."""
+  coordinator = f'127.0.0.1:{local_cluster.free_port()}'
+  procs = []
+  for p in range(2):
+    with open(os.path.join(log_dir, f'log_{p}.txt'), 'a') as log:
+      procs.append(subprocess.Popen(
+          MAIN + main_args(AE_TINY, workdir, data_dir, '--jax_distributed',
+                           '--config.train.log_every=1', *INTERRUPTED),
+          cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+          env=local_cluster.process_env(p, 2, coordinator, 4)))
+  return procs
+
+
+def _steps_saved(workdir):
+  return sorted(int(d) for d in os.listdir(os.path.join(workdir,
+                                                        'checkpoints'))
+                if d.isdigit())
+
+
+@pytest.mark.slow  # About 2 minutes on 2 busy cores: five runs.
+def test_preempted_and_killed_job_resumes_to_the_uninterrupted_parameters(
+    tmp_path, data_dir):
+  straight, job = str(tmp_path / 'straight'), str(tmp_path / 'job')
+  _train_1x8(straight, data_dir, *INTERRUPTED)
+
+  # A scheduler's SIGTERM to one process only: both stop after one agreed
+  # step, save it together and exit 143.
+  procs = _start_two_processes(job, data_dir, str(tmp_path))
+  _wait_for_checkpoint(job, 2, procs[0])
+  procs[1].send_signal(signal.SIGTERM)
+  codes = [p.wait(timeout=120) for p in procs]
+  logs = [open(tmp_path / f'log_{p}.txt').read()[-3000:] for p in (0, 1)]
+  assert codes == [143, 143], logs
+  with open(os.path.join(job, 'train_result.json')) as f:
+    preempted = json.load(f)
+  assert preempted['preempted'] and 2 <= preempted['step'] < 20
+  assert _steps_saved(job)[-1] == preempted['step']
+
+  # Relaunched, then killed with SIGKILL (no checkpoint of its own), then
+  # relaunched to the end.
+  procs = _start_two_processes(job, data_dir, str(tmp_path))
+  _wait_for_checkpoint(job, preempted['step'] + 2 - preempted['step'] % 2,
+                       procs[0])
+  for p in procs:
+    p.kill()
+  for p in procs:
+    p.wait()
+  assert _steps_saved(job)[-1] < 20, 'the run ended before it was killed'
+  _train_2x4(job, data_dir, *INTERRUPTED)
+  _assert_trees_close(_params(straight, 20), _params(job, 20), rtol=1e-4,
+                      atol=1e-6)
