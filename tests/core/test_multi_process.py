@@ -242,7 +242,7 @@ INTERRUPTED = ('--config.train.steps=20', '--config.train.checkpoint_every=2',
                '--config.train.keep_checkpoints=50')
 
 
-def _start_two_processes(workdir, data_dir, log_dir):
+def _start_two_processes(workdir, data_dir, log_dir, flags=INTERRUPTED):
   """2 x 4 processes of main.py, not waited for (logs in `log_dir`)."""
   coordinator = f'127.0.0.1:{local_cluster.free_port()}'
   procs = []
@@ -250,7 +250,7 @@ def _start_two_processes(workdir, data_dir, log_dir):
     with open(os.path.join(log_dir, f'log_{p}.txt'), 'a') as log:
       procs.append(subprocess.Popen(
           MAIN + main_args(AE_TINY, workdir, data_dir, '--jax_distributed',
-                           '--config.train.log_every=1', *INTERRUPTED),
+                           '--config.train.log_every=1', *flags),
           cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
           env=local_cluster.process_env(p, 2, coordinator, 4)))
   return procs
@@ -260,6 +260,32 @@ def _steps_saved(workdir):
   return sorted(int(d) for d in os.listdir(os.path.join(workdir,
                                                         'checkpoints'))
                 if d.isdigit())
+
+
+def test_sigterm_to_one_process_stops_both_after_one_saved_step(
+    tmp_path, data_dir):
+  job = str(tmp_path / 'job')
+  procs = _start_two_processes(job, data_dir, str(tmp_path), flags=(
+      '--config.train.steps=100000', '--config.train.checkpoint_every=2'))
+  try:
+    _wait_for_checkpoint(job, 2, procs[0])
+    procs[1].send_signal(signal.SIGTERM)
+    codes = [p.wait(timeout=120) for p in procs]
+  finally:
+    for p in procs:  # A hung run (one process saving alone) is ended here.
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  logs = [open(tmp_path / f'log_{p}.txt').read() for p in (0, 1)]
+  assert codes == [143, 143], [log[-3000:] for log in logs]
+  with open(os.path.join(job, 'train_result.json')) as f:
+    result = json.load(f)
+  assert result['preempted'] and result['step'] >= 2
+  assert _steps_saved(job)[-1] == result['step']
+  # Both ran exactly the steps saved: neither went on alone.
+  for log in logs:
+    assert f'step {result["step"]}/100000' in log
+    assert f'step {result["step"] + 1}/100000' not in log
 
 
 @pytest.mark.slow  # About 2 minutes on 2 busy cores: five runs.
