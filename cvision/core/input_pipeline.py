@@ -180,13 +180,13 @@ def eval_batches(source, *, global_batch_size: int, keys: Sequence[str],
       start = b * global_batch_size + offset
       indices = range(start, min(start + local_batch, num_examples))
       examples = [dataset[i] for i in indices]
+      if examples and first is None:
+        first = examples[0]
       if len(examples) < local_batch and filler is None:
         # Padding rows are masked out: zeros shaped like an example this
         # process read already (only one that read none reads another's).
-        template = examples[0] if examples else first or dataset[0]
+        template = first if first is not None else dataset[0]
         filler = {k: np.zeros_like(v) for k, v in template.items()}
-      if b == 0 and examples:
-        first = examples[0]
       valid = [True] * len(examples) + [False] * (local_batch - len(examples))
       examples += [filler] * (local_batch - len(examples))
       batch = {k: np.stack([e[k] for e in examples]) for k in keys}
