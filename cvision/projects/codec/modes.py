@@ -92,10 +92,12 @@ def encode(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       examples_per_shard=config.encode.examples_per_shard,
       chunk_frames=config.encode.chunk_frames)
   stored = code_dataset.storage_bytes(output_dir)
-  raw = sum(builder.info.splits[s].num_examples for s in config.encode.splits
-            ) * int(np.prod(video_shape))
+  num_videos = sum(builder.info.splits[s].num_examples
+                   for s in config.encode.splits)
+  raw = num_videos * int(np.prod(video_shape))
   summary = {
       'output_dir': output_dir, 'shards_written': written,
+      'num_videos': num_videos,
       'raw_video_bytes': raw, 'code_bytes_on_disk': stored,
       'measured_storage_ratio': raw / max(stored, 1),
       'paper_compression_rate': codec.compression_rate(video_shape),
