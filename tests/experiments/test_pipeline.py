@@ -15,6 +15,12 @@ def test_pipeline_trains_compares_encodes_and_decodes(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '| cvision |' in proc.stdout and '| jpeg |' in proc.stdout
   assert 'bytes on disk for' in proc.stdout
+  # The point of it all: the same classifier on codes and on RGB.
+  assert '| RGB frames |' in proc.stdout and '| neural codes |' in proc.stdout
+  assert 'fewer bytes than the RGB frames' in proc.stdout
+  for route in ('s3d_rgb', 's3d_codes'):
+    assert os.path.isfile(os.path.join(workdir, route, 'eval',
+                                       's3d_test.json'))
   codes = os.path.join(workdir, 'codec', 'codes', 'moving_digits_tiny')
   assert os.path.isfile(os.path.join(codes, 'dataset_info.json'))
   assert os.path.isfile(os.path.join(workdir, 'codec', 'decoded',
