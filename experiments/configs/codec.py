@@ -189,6 +189,9 @@ def get_config(arg: str | None = None):
   c.encode.splits = ('train', 'validation', 'test')
   c.encode.examples_per_shard = 256
   c.encode.chunk_frames = 0  # >0: encode long clips in time chunks.
+  # 'entropy': codes range-coded over time (`codec/entropy_coding.py`),
+  # lossless, read back transparently; 'raw': zlib of the index array.
+  c.encode.code_storage = 'raw'
 
   # --mode=import: a codec pickle of the paper's release
   # (google-deepmind/compressed_vision) becomes this --workdir's run.

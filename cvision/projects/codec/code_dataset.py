@@ -5,7 +5,11 @@ The output is an ordinary TFDS directory (array_record shards,
 `tfds.builder_from_directory` and the input pipeline read like any other.
 Every feature of the source except the video is carried over unchanged
 (labels, per-frame labels, ids); the video becomes `codes`
-`[T_c, H_c, W_c, N]` in the smallest unsigned dtype that holds K.
+`[T_c, H_c, W_c, N]` in the smallest unsigned dtype that holds K, stored
+zlib-compressed (`code_storage='raw'`) or entropy-coded over time
+(`'entropy'`, `code_storage.py`); readers get the same indices either way.
+`metadata.json` records the bytes on disk per video pixel and the stored
+compression rate they give.
 
 Writing is resumable and never leaves a dataset that looks complete when it
 is not:
@@ -73,16 +77,16 @@ def _read_batches(source, indices: Sequence[int], batch_size: int):
     yield examples, np.stack([e[VIDEO_KEY] for e in examples])
 
 
-def _features(source_features, code_shape: Sequence[int], code_dtype):
+def _features(source_features, code_shape: Sequence[int], code_dtype,
+              storage: str):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from cvision.projects.codec import code_storage  # pylint: disable=g-import-not-at-top
   carried = {k: v for k, v in source_features.items() if k != VIDEO_KEY}
   if VIDEO_KEY not in source_features:
     raise ValueError(f'The source dataset has no {VIDEO_KEY!r} feature; it '
                      f'has {sorted(source_features)}.')
   return tfds.features.FeaturesDict({
-      CODES_KEY: tfds.features.Tensor(shape=tuple(code_shape),
-                                      dtype=np.dtype(code_dtype),
-                                      encoding='zlib'),
+      CODES_KEY: code_storage.codes_feature(storage, code_shape, code_dtype),
       **carried,
   })
 
@@ -121,7 +125,8 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
                        code_shape: Sequence[int], code_dtype,
                        metadata: Mapping[str, Any], batch_size: int,
                        examples_per_shard: int = 256,
-                       chunk_frames: int = 0) -> dict[str, int]:
+                       chunk_frames: int = 0,
+                       code_storage: str = 'raw') -> dict[str, int]:
   """Encodes `splits` of `source_builder` into a TFDS dataset of codes.
 
   Args:
@@ -138,6 +143,7 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
     examples_per_shard: examples per array_record file.
     chunk_frames: encode long clips in time chunks of this many frames
       (0 = whole clips).
+    code_storage: 'raw' (zlib) or 'entropy' (`entropy_coding`).
 
   Returns:
     `{split: number of shards written by this call}` (0 when all existed).
@@ -145,8 +151,10 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
-  features = _features(source_builder.info.features, code_shape, code_dtype)
+  features = _features(source_builder.info.features, code_shape, code_dtype,
+                       code_storage)
   manifest = {
+      'code_storage': code_storage,
       'source': source_builder.info.full_name,
       'source_dir': str(source_builder.data_dir),
       'splits': list(splits),
@@ -229,12 +237,63 @@ def finish_dataset(output_dir, features, split_infos, manifest, *,
       os.path.getsize(str(info.filename_template.sharded_filepath(
           shard_index=s, num_shards=info.num_shards)))
       for s in range(info.num_shards))) for info in split_infos]
+  paths = [str(info.filename_template.sharded_filepath(
+      shard_index=s, num_shards=info.num_shards))
+            for info in split_infos for s in range(info.num_shards)]
+  manifest = {**manifest, **stored_rates(
+      sum(info.num_bytes for info in split_infos), record_bytes(paths),
+      sum(sum(info.shard_lengths) for info in split_infos), manifest)}
   # check_data=False: TFDS's check reads through tf.data, which we do not
   # install; the shard lengths come from what was written.
   tfds.folder_dataset.write_metadata(
       data_dir=output_dir, features=features, split_infos=split_infos,
       filename_template=split_infos[0].filename_template, check_data=False,
       description=description, metadata=tfds.core.MetadataDict(manifest))
+
+
+def record_bytes(paths: Sequence[str]) -> int:
+  """Bytes of the serialized examples in array_record files.
+
+  The files hold more: array_record pads each file to 64 KiB blocks and
+  puts its index in a last block of its own, up to ~128 KiB a shard, which
+  outweighs a small shard of entropy-coded codes.
+  """
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+  total = 0
+  for path in paths:
+    reader = array_record_module.ArrayRecordReader(path)
+    try:
+      total += sum(len(r) for r in reader.read_all())
+    finally:
+      reader.close()
+  return total
+
+
+def stored_rates(file_bytes: int, example_bytes: int, num_examples: int,
+                 manifest: Mapping[str, Any]) -> dict[str, float]:
+  """What the codes cost on disk, labels and example framing included.
+
+  `stored_*` count the files' bytes (what `du` shows), `record_*` the
+  serialized examples alone (the files less array_record's block padding,
+  what a large shard tends to). Bytes per pixel count one per RGB pixel of
+  input video (`input_shape` [T, H, W] or [T, H, W, C] in `manifest`); a
+  compression rate is raw video bytes over stored bytes, the measure
+  H.264's CR uses. Both need fixed-size clips.
+  """
+  rates = {'stored_bytes': int(file_bytes), 'record_bytes': int(example_bytes)}
+  code_shape, input_shape = manifest.get('code_shape'), manifest.get(
+      'input_shape')
+  for name, num_bytes in (('stored', file_bytes), ('record', example_bytes)):
+    if code_shape and num_examples:
+      rates[f'{name}_bits_per_index'] = 8 * num_bytes / (
+          num_examples * math.prod(code_shape))
+    if input_shape and num_examples:
+      pixels = num_examples * math.prod(input_shape[:3])
+      channels = input_shape[3] if len(input_shape) == 4 else 3
+      rates[f'{name}_bytes_per_pixel'] = num_bytes / pixels
+      rates[f'{name}_compression_rate'] = pixels * channels / max(num_bytes,
+                                                                   1)
+  return rates
 
 
 def storage_bytes(dataset_dir: str) -> int:

@@ -90,7 +90,8 @@ def encode(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       code_dtype=dtype, metadata=codec.metadata(video_shape),
       batch_size=config.data.batch_size,
       examples_per_shard=config.encode.examples_per_shard,
-      chunk_frames=config.encode.chunk_frames)
+      chunk_frames=config.encode.chunk_frames,
+      code_storage=config.encode.code_storage)
   stored = code_dataset.storage_bytes(output_dir)
   num_videos = sum(builder.info.splits[s].num_examples
                    for s in config.encode.splits)
