@@ -13,7 +13,10 @@ input pipeline (`cvision.core.input_pipeline`: grain shuffle + batch,
          (what training straight from a video folder costs);
   rgb    the TFDS array_record dataset of uint8 frames (decoded once, when
          the dataset was built: fast to read, but 1 byte per pixel);
-  codes  the code dataset of the codec (`--mode=encode`), integer codes.
+  codes  the code dataset of the codec (`--mode=encode`), integer codes,
+         zlib-compressed (`code_storage='raw'`);
+  codes (entropy)  the same codes entropy-coded over time
+         (`code_storage='entropy'`), decoded in the reader threads.
 
 The figure is clips/s through `next(iterator)` with the arrays ready on the
 device, after a warm-up; ratios are codes (or rgb) over mp4, in one run.
@@ -55,6 +58,10 @@ _WORKDIR = flags.DEFINE_string(
 _CODES_DIR = flags.DEFINE_string(
     'codes_dir', '', 'An existing code dataset (a codec --mode=encode '
     'output) to read instead of encoding with a random codec.')
+_ENTROPY_CODES_DIR = flags.DEFINE_string(
+    'entropy_codes_dir', '', 'The same codes written with '
+    '--config.encode.code_storage=entropy (default with a random codec: '
+    'written here too).')
 
 # size: (moving_digits builder config, codec preset for the random codes)
 SIZES = {'cpu': ('small', 'cpu'), 'paper': ('paper', 'cr256')}
@@ -115,7 +122,7 @@ def write_mp4s(source, folder: str) -> Mp4Clips:
 
 
 def encode_random_codes(builder, preset: str, output_dir: str,
-                        clips: int) -> str:
+                        clips: int, code_storage: str = 'raw') -> str:
   """A code dataset of the first `clips` train clips, random codec weights."""
   if os.path.exists(os.path.join(output_dir, 'dataset_info.json')):
     return output_dir
@@ -143,7 +150,7 @@ def encode_random_codes(builder, preset: str, output_dir: str,
       source_builder=Subset, splits=['train'], output_dir=output_dir,
       encode=lambda v: np.asarray(encode(v)), code_shape=code_shape,
       code_dtype=dtype, metadata={'random_codec_preset': preset},
-      batch_size=8)
+      batch_size=8, code_storage=code_storage)
   return output_dir
 
 
@@ -171,9 +178,12 @@ def run(workdir: str) -> list[dict]:
   codes_dir = _CODES_DIR.value or encode_random_codes(
       builder, codec_preset, os.path.join(workdir, 'codes', dataset_config),
       _CLIPS.value)
-  codes = sources.load_source(
-      ml_collections.ConfigDict({'dataset_dir': codes_dir}), 'train')
-  codes = FirstExamples(codes, _CLIPS.value)
+  entropy_dir = _ENTROPY_CODES_DIR.value or encode_random_codes(
+      builder, codec_preset, os.path.join(
+          workdir, 'entropy_codes', dataset_config), _CLIPS.value, 'entropy')
+  codes, entropy_codes = (FirstExamples(sources.load_source(
+      ml_collections.ConfigDict({'dataset_dir': d}), 'train'), _CLIPS.value)
+                          for d in (codes_dir, entropy_dir))
 
   mesh = sharding.make_mesh(ml_collections.ConfigDict(
       {'shape': (-1, 1), 'axes': ('data', 'model')}))
@@ -181,7 +191,9 @@ def run(workdir: str) -> list[dict]:
   for name, source, key, per_clip in (
       ('mp4', mp4, 'video', mp4.bytes_per_clip()),
       ('rgb', rgb, 'video', _bytes_per_clip(str(builder.data_dir))),
-      ('codes', codes, 'codes', _bytes_per_clip(codes_dir))):
+      ('codes', codes, 'codes', _bytes_per_clip(codes_dir)),
+      ('codes (entropy)', entropy_codes, 'codes',
+       _bytes_per_clip(entropy_dir))):
     rate = clips_per_second(source, key, _BATCH.value, _STEPS.value, mesh)
     rows.append({'source': name, 'shape': tuple(source[0][key].shape),
                  'dtype': str(source[0][key].dtype), 'bytes': per_clip,

@@ -118,6 +118,8 @@ def _tiny(c):
   c.eval.jpeg_qualities = (5, 50)
   c.eval.mpeg4_bitrates = (20_000, 200_000)
   c.eval.h264_crfs = (40,)
+  c.eval.h265_crfs = (40,)
+  c.eval.av1_crfs = (55,)
   c.encode.examples_per_shard = 8
   c.decode.num_videos = 2
 
@@ -182,6 +184,9 @@ def get_config(arg: str | None = None):
   c.eval.mpeg4_bitrates = (10_000, 25_000, 50_000, 100_000, 200_000,
                            400_000, 800_000)
   c.eval.h264_crfs = (51, 45, 40, 35, 30, 25, 20)
+  # H.265 and AV1 (SVT-AV1), where this PyAV build has the encoders.
+  c.eval.h265_crfs = (51, 45, 40, 35, 30, 25)
+  c.eval.av1_crfs = (63, 55, 45, 35, 25)
 
   # --mode=encode: the dataset in `data`, written once as codes.
   c.encode = base.ml_collections.ConfigDict()

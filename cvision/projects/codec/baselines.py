@@ -26,6 +26,7 @@ import fractions
 import io
 from typing import Iterable, Iterator, Optional, Sequence
 
+from absl import logging
 import av
 import numpy as np
 from PIL import Image
@@ -35,7 +36,9 @@ from cvision.metrics import video_quality
 # Decoder for each encoder we drive.
 _DECODERS = {'mpeg4': 'mpeg4', 'libx264': 'h264', 'h264': 'h264',
              'mpeg1video': 'mpeg1video', 'mpeg2video': 'mpeg2video',
-             'libx265': 'hevc', 'libvpx-vp9': 'vp9'}
+             'libx265': 'hevc', 'libvpx-vp9': 'vp9', 'libsvtav1': 'libdav1d'}
+# Encoders whose quality is set by a constant rate factor (`crf`).
+_CRF_ENCODERS = ('libx264', 'libx265', 'libsvtav1')
 
 
 def _check_video(video: np.ndarray) -> np.ndarray:
@@ -110,8 +113,9 @@ def _encoder_options(codec: str, bitrate: Optional[int], crf: Optional[float],
     # bt: mpeg4's default tolerance (4 Mbit) lets a short clip ignore `b`.
     return {'b': str(int(bitrate)), 'bt': str(int(bitrate))}
   if crf is not None:
-    if codec not in ('libx264', 'libx265'):
-      raise ValueError(f'crf is an x264/x265 setting, not one of {codec!r}.')
+    if codec not in _CRF_ENCODERS:
+      raise ValueError(f'crf is a setting of {_CRF_ENCODERS}, not of '
+                       f'{codec!r}.')
     return {'crf': str(crf)}
   if not 1 <= qscale <= 51:
     raise ValueError(f'qscale must be in [1, 51], got {qscale!r}.')
@@ -179,9 +183,11 @@ def mpeg_roundtrip(video_uint8: np.ndarray, codec: str = 'mpeg4', *,
 
   Args:
     video_uint8: `[T, H, W, 3]` uint8.
-    codec: 'mpeg4' or 'libx264' (other PyAV encoders with a known decoder).
+    codec: 'mpeg4', 'libx264', 'libx265', 'libsvtav1' (other PyAV encoders
+      with a known decoder).
     bitrate: target bit rate in bit/s (at `fps`).
-    crf: x264 constant rate factor in [0, 51] (higher = smaller).
+    crf: constant rate factor of x264/x265 ([0, 51]) or SVT-AV1 ([1, 63]);
+      higher = smaller.
     qscale: fixed quantiser (mpeg4: qmin=qmax, 2..31; x264: qp).
     fps: frame rate the bit rate refers to.
     measure: 'stream' (raw elementary stream bytes) or 'container' (.mp4
@@ -220,6 +226,8 @@ def sweep(videos: Sequence[np.ndarray],
           jpeg_qualities: Sequence[int] = DEFAULT_JPEG_QUALITIES,
           mpeg4_bitrates: Sequence[int] = DEFAULT_MPEG4_BITRATES,
           x264_crfs: Sequence[float] = DEFAULT_X264_CRFS, *,
+          x265_crfs: Sequence[float] = (),
+          av1_crfs: Sequence[float] = (),
           jpeg_options: Optional[dict] = None,
           mpeg_options: Optional[dict] = None) -> Iterator[dict]:
   """Rate-distortion rows of the baselines over a set of videos.
@@ -228,6 +236,8 @@ def sweep(videos: Sequence[np.ndarray],
     videos: `[T, H, W, 3]` uint8 videos (or a `[B, T, H, W, 3]` array).
     jpeg_qualities, mpeg4_bitrates, x264_crfs: settings to sweep (empty to
       skip a codec).
+    x265_crfs, av1_crfs: H.265 (libx265, crf 0..51) and AV1 (libsvtav1, crf
+      1..63) settings; skipped when this PyAV build lacks the encoder.
     jpeg_options: extra keyword arguments of `jpeg_roundtrip`.
     mpeg_options: extra keyword arguments of `mpeg_roundtrip` (fps, measure).
 
@@ -245,6 +255,12 @@ def sweep(videos: Sequence[np.ndarray],
       v, 'mpeg4', bitrate=b, **mpeg_options)) for b in mpeg4_bitrates]
   runs += [('libx264', f'crf={c}', lambda v, c=c: mpeg_roundtrip(
       v, 'libx264', crf=c, **mpeg_options)) for c in x264_crfs]
+  for codec, crfs in (('libx265', x265_crfs), ('libsvtav1', av1_crfs)):
+    if crfs and codec not in av.codecs_available:
+      logging.warning('PyAV has no %s encoder: its rows are skipped.', codec)
+      continue
+    runs += [(codec, f'crf={c}', lambda v, c=c, codec=codec: mpeg_roundtrip(
+        v, codec, crf=c, **mpeg_options)) for c in crfs]
   for name, setting, roundtrip in runs:
     raw = encoded = 0.0
     originals, recons = [], []

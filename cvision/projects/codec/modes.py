@@ -24,6 +24,7 @@ from cvision.core import metric_logging
 from cvision.projects.codec import baselines
 from cvision.projects.codec import code_dataset
 from cvision.projects.codec import compression_rate as cr_lib
+from cvision.projects.codec import entropy_coding
 from cvision.projects.codec import frozen
 from cvision.projects.codec.release import config as release_config
 from cvision.projects.codec.release import importer as release_importer
@@ -185,9 +186,12 @@ def evaluate(config: ml_collections.ConfigDict,
 
   All codecs see the same first `eval.num_videos` videos of `eval.split`.
   The neural codec goes through the core's evaluation loop (its task's
-  per-video PSNR, SSIM, MAE and codebook counts); its CR is the paper's
-  formula (log2 K bits per index). JPEG's and MPEG's are measured from the
-  bytes they write. Writes `WORKDIR/eval/codecs.{md,txt,json}` and
+  per-video PSNR, SSIM, MAE and codebook counts); its CR is given twice:
+  the paper's formula (log2 K bits per index, row `cvision`) and measured
+  from the bytes of its codes entropy-coded clip by clip as a code dataset
+  with `code_storage='entropy'` stores them (row `cvision (entropy-coded)`).
+  JPEG's, MPEG-4's, H.264's, H.265's and AV1's are measured from the bytes
+  they write. Writes `WORKDIR/eval/codecs.{md,txt,json}` and
   rate-distortion plots.
   """
   config = run_config(config, workdir)
@@ -212,10 +216,22 @@ def evaluate(config: ml_collections.ConfigDict,
         {k: metrics.mean[k] for k in ('psnr', 'ssim', 'mae')})
     logging.info('Codec on %d %s videos: %s', metrics.count, split,
                  codec_row)
-    rows = [codec_row] + list(baselines.sweep(
+    # The same reconstructions at the bytes their codes take entropy-coded
+    # (`entropy_coding`), measured like the baselines' bytes.
+    codec = load_codec(config, workdir)
+    batch = config.data.batch_size
+    codes = np.concatenate([codec.encode_videos(videos[i:i + batch])
+                            for i in range(0, len(videos), batch)]).astype(
+                                cr_lib.code_dtype(m.codebook_size))
+    stored_row = dict(codec_row, codec='cvision (entropy-coded)',
+                      cr=entropy_coding.stored_compression_rate(
+                          videos.nbytes, list(codes)))
+    rows = [codec_row, stored_row] + list(baselines.sweep(
         list(videos), jpeg_qualities=tuple(config.eval.jpeg_qualities),
         mpeg4_bitrates=tuple(config.eval.mpeg4_bitrates),
-        x264_crfs=tuple(config.eval.h264_crfs)))
+        x264_crfs=tuple(config.eval.h264_crfs),
+        x265_crfs=tuple(config.eval.get('h265_crfs', ())),
+        av1_crfs=tuple(config.eval.get('av1_crfs', ()))))
     out_dir = os.path.join(workdir, 'eval')
     paths = report.write_report(out_dir, rows)
     usage = _codebook_usage(np.asarray(metrics.mean['code_counts']))
