@@ -23,6 +23,8 @@ alphabet, CRC-32 of the indices, payload length) then the range coder's
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import struct
 import zlib
 
@@ -35,7 +37,7 @@ VERSION = 1
 # (sparse int32) ones as the table of the values that occur.
 _MAX_RANGE_ALPHABET = 1 << 16
 _PRIOR = 0.5  # Krichevsky-Trofimov: near-optimal for adaptive counts.
-_ALPHABET_RANGE, _ALPHABET_TABLE = 0, 1
+_ALPHABET_RANGE, _ALPHABET_TABLE, _ALPHABET_PRIOR = 0, 1, 2
 _FIRST_FRAME_CONTEXT = 10  # Contexts 0..9: 2 (self changed) x 5 (neighbours).
 _NUM_FLAG_CONTEXTS = 11
 _HEADER = struct.Struct('<2sBc')  # magic, version, numpy dtype char.
@@ -93,8 +95,36 @@ class _Model:
     np.add.at(self.index_counts, (codebooks, ranks), 1)
 
 
+def _index_model(model: _Model, prior: 'Prior | None', n: int,
+                 cells: np.ndarray, frame: np.ndarray,
+                 previous: np.ndarray | None):
+  """(model, per-cell probabilities or None) for codebook `n`'s `cells`.
+
+  `frame` holds this frame's indices of codebooks `< n` already (the
+  decoder decodes them first), so codebook n may condition on n - 1.
+  """
+  if prior is None:
+    if previous is None:
+      return _categorical(model.index_counts[n]), None
+    return _categorical(), _index_probabilities(model.index_counts[n],
+                                                previous.ravel()[cells])
+  if n == 0:
+    rows = (np.repeat(prior.first[None, 0], len(cells), axis=0)
+            if previous is None else
+            prior.transition[0][previous.ravel()[cells]])
+  else:
+    rows = prior.cross[n][frame[cells - 1]]
+    if previous is not None:
+      rows = rows * prior.transition[n][previous.ravel()[cells]]
+  if previous is not None:
+    rows = rows.copy()
+    rows[np.arange(len(cells)), previous.ravel()[cells]] = 0.0
+  return _categorical(), rows
+
+
 def _code_frames(ranks: np.ndarray | None, shape, alphabet_size: int,
-                 coder, decoding: bool) -> np.ndarray:
+                 coder, decoding: bool,
+                 prior: 'Prior | None' = None) -> np.ndarray:
   """Runs the frame loop; encodes `ranks` or decodes into a new array.
 
   Encoder and decoder share this loop so that their contexts and
@@ -120,24 +150,20 @@ def _code_frames(ranks: np.ndarray | None, shape, alphabet_size: int,
         coder.encode(changed.astype(np.int32), family, flag_probabilities)
     frame = (out[t].ravel().copy() if not decoding else
              previous.ravel().copy() if previous is not None else
-             np.empty(contexts.shape, np.int64))
+             np.zeros(contexts.shape, np.int64))
     for n in range(num_codebooks):
       cells = np.flatnonzero(changed & (codebook_of_cell == n))
       if not len(cells):
         continue
-      if previous is None:
-        model_n = _categorical(model.index_counts[n])
-        if decoding:
-          frame[cells] = coder.decode(model_n, len(cells))
-        else:
-          coder.encode(frame[cells].astype(np.int32), model_n)
-        continue
-      probabilities = _index_probabilities(model.index_counts[n],
-                                           previous.ravel()[cells])
+      index_model, rows = _index_model(model, prior, n, cells, frame,
+                                       previous)
       if decoding:
-        frame[cells] = coder.decode(family, probabilities)
+        frame[cells] = (coder.decode(index_model, len(cells)) if rows is None
+                        else coder.decode(index_model, rows))
+      elif rows is None:
+        coder.encode(frame[cells].astype(np.int32), index_model)
       else:
-        coder.encode(frame[cells].astype(np.int32), family, probabilities)
+        coder.encode(frame[cells].astype(np.int32), index_model, rows)
     if previous is not None:
       model.update_flags(contexts, changed)
     model.update_indices(codebook_of_cell[changed], frame[changed])
@@ -147,6 +173,99 @@ def _code_frames(ranks: np.ndarray | None, shape, alphabet_size: int,
     previous = frame
     previous_changed = changed.reshape(height, width, num_codebooks)
   return out
+
+
+# A prior fitted on a dataset's codes: most of the rate left after the
+# flags is the changed indices, close to uniform alone (log2 K bits) but
+# predictable from the cell's previous index and from the other codebooks'
+# index at the same cell; no clip is long enough to learn K x K tables, so
+# they are fitted once per dataset and shared by its clips.
+_MAX_PRIOR_CODEBOOK = 4096  # K x K tables, and K rows a coded cell.
+_BACKOFF = 8.0  # Pseudo-counts of the marginal in each table row.
+
+
+@dataclasses.dataclass(frozen=True)
+class Prior:
+  """Probabilities of indices `0 .. K-1` fitted on a dataset's codes.
+
+  first: `[N, K]` marginal of each codebook (a clip's first frame).
+  transition: `[N, K, K]` P(index | the cell's previous index) over changed
+    cells, the previous index itself excluded.
+  cross: `[N, K, K]` P(index of codebook n | index of codebook n - 1 at the
+    same cell and frame); `cross[0]` unused.
+  """
+  first: np.ndarray
+  transition: np.ndarray
+  cross: np.ndarray
+
+  @property
+  def codebook_size(self) -> int:
+    return self.first.shape[1]
+
+  @property
+  def num_codebooks(self) -> int:
+    return self.first.shape[0]
+
+  @functools.cached_property
+  def _fingerprint(self) -> int:
+    crc = 0
+    for table in (self.first, self.transition, self.cross):
+      crc = zlib.crc32(np.ascontiguousarray(table, '<f8').tobytes(), crc)
+    return crc
+
+  def fingerprint(self) -> int:
+    """CRC-32 of the tables: a clip names the prior it needs."""
+    return self._fingerprint
+
+  def save(self, path: str) -> None:
+    with open(path, 'wb') as f:
+      np.savez_compressed(f, first=self.first, transition=self.transition,
+                          cross=self.cross)
+
+  @classmethod
+  def load(cls, path: str) -> 'Prior':
+    with np.load(path) as tables:
+      return cls(first=tables['first'], transition=tables['transition'],
+                 cross=tables['cross'])
+
+
+def _smoothed(counts: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+  """Rows of counts backed off to `marginal`, normalised."""
+  rows = counts + _BACKOFF * marginal
+  return rows / rows.sum(axis=-1, keepdims=True)
+
+
+def fit_prior(clips, codebook_size: int) -> Prior:
+  """Fits a `Prior` on `[T, H, W, N]` codes (e.g. a train split's clips)."""
+  k = int(codebook_size)
+  if not 2 <= k <= _MAX_PRIOR_CODEBOOK:
+    raise ValueError(f'A prior needs 2 <= codebook_size <= '
+                     f'{_MAX_PRIOR_CODEBOOK}, got {codebook_size}.')
+  first = transition = cross = None
+  for clip in clips:
+    clip = _check_codes(clip).astype(np.int64)
+    if clip.size and (clip.min() < 0 or clip.max() >= k):
+      raise ValueError(f'Codes in [{clip.min()}, {clip.max()}] do not fit '
+                       f'codebook_size={k}.')
+    n = clip.shape[3]
+    if first is None:
+      first, transition, cross = (np.zeros((n, k)), np.zeros((n, k, k)),
+                                  np.zeros((n, k, k)))
+    elif n != first.shape[0]:
+      raise ValueError(f'Clips of {n} and {first.shape[0]} codebooks.')
+    codebook = np.broadcast_to(np.arange(n), clip.shape)
+    np.add.at(first, (codebook.ravel(), clip.ravel()), 1)
+    changed = clip[1:] != clip[:-1]
+    np.add.at(transition, (codebook[1:][changed], clip[:-1][changed],
+                           clip[1:][changed]), 1)
+    np.add.at(cross, (codebook[..., 1:].ravel(), clip[..., :-1].ravel(),
+                      clip[..., 1:].ravel()), 1)
+  if first is None:
+    raise ValueError('fit_prior needs at least one clip.')
+  marginal = (first + 0.5) / (first + 0.5).sum(axis=1, keepdims=True)
+  return Prior(first=marginal,
+               transition=_smoothed(transition, marginal[:, None]),
+               cross=_smoothed(cross, marginal[:, None]))
 
 
 def _check_codes(codes) -> np.ndarray:
@@ -173,13 +292,27 @@ def _alphabet(codes: np.ndarray) -> tuple[int, np.ndarray | None, int, int]:
   return _ALPHABET_TABLE, table, 0, len(table)
 
 
-def encode(codes: np.ndarray) -> bytes:
+def _check_prior(prior: Prior, codes: np.ndarray) -> None:
+  if codes.shape[3] != prior.num_codebooks:
+    raise ValueError(f'Codes of {codes.shape[3]} codebooks for a prior of '
+                     f'{prior.num_codebooks}.')
+  if codes.size and (codes.min() < 0 or codes.max() >= prior.codebook_size):
+    raise ValueError(f'Codes in [{codes.min()}, {codes.max()}] do not fit '
+                     f'the prior of codebook_size={prior.codebook_size}.')
+
+
+def encode(codes: np.ndarray, prior: Prior | None = None) -> bytes:
   """`[T, H, W, N]` integer codes (any integer dtype) -> bytes.
 
-  `decode(encode(codes))` equals `codes` in values, shape and dtype.
+  `decode(encode(codes))` equals `codes` in values, shape and dtype; with
+  a `prior` (`fit_prior`), `decode(encode(codes, prior), prior)` does.
   """
   codes = _check_codes(codes)
-  mode, table, lo, size = _alphabet(codes)
+  if prior is not None:
+    _check_prior(prior, codes)
+    mode, table, lo, size = _ALPHABET_PRIOR, None, 0, prior.codebook_size
+  else:
+    mode, table, lo, size = _alphabet(codes)
   # Varints: a clip's header is ~17 bytes, 0.07 bits an index of a
   # 16x8x8x2 clip, where fixed 8-byte fields cost 0.3.
   parts = [_HEADER.pack(MAGIC, VERSION, codes.dtype.char.encode('ascii')),
@@ -187,12 +320,15 @@ def encode(codes: np.ndarray) -> bytes:
            _varint(size)]
   if table is not None:
     parts.append(table.astype('<i8').tobytes())
+  if prior is not None:
+    parts.append(_CRC.pack(prior.fingerprint()))
   method, payload = _RANGE_CODED, b''
   if codes.size and size > 1:
     ranks = (np.searchsorted(table, codes) if table is not None else
              codes.astype(np.int64) - lo)
     coder = constriction.stream.queue.RangeEncoder()
-    _code_frames(ranks, codes.shape, size, coder, decoding=False)
+    _code_frames(ranks, codes.shape, size, coder, decoding=False,
+                 prior=prior)
     payload = coder.get_compressed().astype('<u4').tobytes()
     raw = _little_endian(codes).tobytes()
     if len(raw) <= len(payload):
@@ -253,8 +389,11 @@ class _Reader:
         raise ValueError(f'Corrupt entropy-coded codes: bad {what}.')
 
 
-def decode(data: bytes) -> np.ndarray:
-  """Bytes of `encode` -> the codes, shape and dtype as they were encoded."""
+def decode(data: bytes, prior: Prior | None = None) -> np.ndarray:
+  """Bytes of `encode` -> the codes, shape and dtype as they were encoded.
+
+  Codes encoded with a prior need the same prior (checked by fingerprint).
+  """
   reader = _Reader(bytes(data))
   magic, version, dtype_char = reader.unpack(_HEADER, 'header')
   if magic != MAGIC:
@@ -277,6 +416,15 @@ def decode(data: bytes) -> np.ndarray:
   table = None
   if mode == _ALPHABET_TABLE:
     table = np.frombuffer(reader.take(8 * size, 'alphabet table'), '<i8')
+  elif mode == _ALPHABET_PRIOR:
+    (fingerprint,) = reader.unpack(_CRC, 'prior fingerprint')
+    if prior is None:
+      raise ValueError('These codes were entropy-coded with a prior; pass '
+                       'it to decode (the dataset\'s entropy prior).')
+    if fingerprint != prior.fingerprint() or size != prior.codebook_size:
+      raise ValueError('These codes were entropy-coded with another prior '
+                       f'(fingerprint {fingerprint:08x}, this one '
+                       f'{prior.fingerprint():08x}).')
   elif mode != _ALPHABET_RANGE:
     raise ValueError(f'Corrupt entropy-coded codes: alphabet mode {mode}.')
   (crc,) = reader.unpack(_CRC, 'checksum')
@@ -304,7 +452,8 @@ def decode(data: bytes) -> np.ndarray:
     decoder = constriction.stream.queue.RangeDecoder(
         np.frombuffer(payload, '<u4').astype(np.uint32))
     try:
-      ranks = _code_frames(None, shape, size, decoder, decoding=True)
+      ranks = _code_frames(None, shape, size, decoder, decoding=True,
+                           prior=prior if mode == _ALPHABET_PRIOR else None)
     except (ValueError, RuntimeError, IndexError) as e:
       raise ValueError(f'Corrupt entropy-coded codes: {e}') from e
     ranks = np.clip(ranks, 0, size - 1)  # Corrupt payloads: caught by the CRC.
