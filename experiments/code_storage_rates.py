@@ -27,6 +27,10 @@ _DATASET_DIR = flags.DEFINE_string('dataset_dir', None,
                                    'A code dataset (--mode=encode output).')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split to measure.')
 _CLIPS = flags.DEFINE_integer('clips', 256, 'At most this many clips.')
+_PRIOR_SPLIT = flags.DEFINE_string(
+    'prior_split', 'train', 'Fit an `entropy_coding.Prior` on this split\'s '
+    'first --prior_clips clips for one more row (empty: no prior row).')
+_PRIOR_CLIPS = flags.DEFINE_integer('prior_clips', 1024, 'Clips to fit on.')
 flags.mark_flags_as_required(['dataset_dir'])
 
 _CODERS = {
@@ -43,18 +47,28 @@ def main(argv):
   builder = tfds.builder_from_directory(_DATASET_DIR.value)
   metadata = builder.info.metadata
   source = builder.as_data_source(split=_SPLIT.value)
+  coders = dict(_CODERS)
+  if _PRIOR_SPLIT.value:
+    fit_on = builder.as_data_source(split=_PRIOR_SPLIT.value)
+    prior = entropy_coding.fit_prior(
+        (fit_on[i]['codes'] for i in range(min(_PRIOR_CLIPS.value,
+                                               len(fit_on)))),
+        metadata['codebook_size'])
+    coders[f'entropy_coding + prior ({_PRIOR_SPLIT.value})'] = (
+        lambda c: entropy_coding.encode(c, prior))
   count = min(_CLIPS.value, len(source))
   clip_bytes = int(np.prod(metadata['input_shape'][:3])) * 3
-  totals = dict.fromkeys(_CODERS, 0)
+  totals = dict.fromkeys(coders, 0)
   indices = 0
   for i in range(count):
     codes = np.asarray(source[i]['codes'])
     indices += codes.size
-    for name, coder in _CODERS.items():
+    for name, coder in coders.items():
       data = coder(codes)
       totals[name] += len(data)
-      if name == 'entropy_coding':
-        np.testing.assert_array_equal(entropy_coding.decode(data), codes)
+      if name.startswith('entropy_coding'):
+        np.testing.assert_array_equal(entropy_coding.decode(
+            data, prior if 'prior' in name else None), codes)
   k = metadata['codebook_size']
   print(f'{count} clips of {_SPLIT.value} in {_DATASET_DIR.value}: codes '
         f'{tuple(codes.shape)} {codes.dtype}, K={k}, nominal CR '

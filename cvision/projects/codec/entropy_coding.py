@@ -55,9 +55,15 @@ def _categorical(probabilities: np.ndarray | None = None):
 
 def _neighbours_changed(changed: np.ndarray) -> np.ndarray:
   """`[H, W, N] bool -> [H, W, N]` count of changed 4-neighbours (0..4)."""
-  padded = np.pad(changed.astype(np.int8), ((1, 1), (1, 1), (0, 0)))
-  return (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] +
-          padded[1:-1, 2:])
+  # Shifted adds rather than np.pad: this runs once a frame, and np.pad's
+  # overhead was a third of decoding a small clip.
+  changed = changed.astype(np.int64)
+  count = np.zeros_like(changed)
+  count[1:] += changed[:-1]
+  count[:-1] += changed[1:]
+  count[:, 1:] += changed[:, :-1]
+  count[:, :-1] += changed[:, 1:]
+  return count
 
 
 def _flag_contexts(previous_changed: np.ndarray | None,
@@ -88,11 +94,17 @@ class _Model:
     self.flag_counts = np.full((_NUM_FLAG_CONTEXTS, 2), _PRIOR)
     self.index_counts = np.full((num_codebooks, alphabet_size), _PRIOR)
 
+  # bincount rather than np.add.at: the same counts, several times faster.
   def update_flags(self, contexts, changed) -> None:
-    np.add.at(self.flag_counts, (contexts, changed.astype(np.int64)), 1)
+    self.flag_counts += np.bincount(
+        2 * contexts + changed, minlength=self.flag_counts.size).reshape(
+            self.flag_counts.shape)
 
   def update_indices(self, codebooks, ranks) -> None:
-    np.add.at(self.index_counts, (codebooks, ranks), 1)
+    size = self.index_counts.shape[1]
+    self.index_counts += np.bincount(
+        codebooks * size + ranks, minlength=self.index_counts.size).reshape(
+            self.index_counts.shape)
 
 
 def _index_model(model: _Model, prior: 'Prior | None', n: int,
@@ -135,6 +147,7 @@ def _code_frames(ranks: np.ndarray | None, shape, alphabet_size: int,
   model = _Model(alphabet_size, num_codebooks)
   codebook_of_cell = np.broadcast_to(
       np.arange(num_codebooks), (height, width, num_codebooks)).ravel()
+  in_codebook = [codebook_of_cell == n for n in range(num_codebooks)]
   previous, previous_changed = None, None
   family = _categorical()
   for t in range(num_frames):
@@ -152,7 +165,7 @@ def _code_frames(ranks: np.ndarray | None, shape, alphabet_size: int,
              previous.ravel().copy() if previous is not None else
              np.zeros(contexts.shape, np.int64))
     for n in range(num_codebooks):
-      cells = np.flatnonzero(changed & (codebook_of_cell == n))
+      cells = np.flatnonzero(changed & in_codebook[n])
       if not len(cells):
         continue
       index_model, rows = _index_model(model, prior, n, cells, frame,
