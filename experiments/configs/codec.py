@@ -197,6 +197,9 @@ def get_config(arg: str | None = None):
   # 'entropy': codes range-coded over time (`codec/entropy_coding.py`),
   # lossless, read back transparently; 'raw': zlib of the index array.
   c.encode.code_storage = 'raw'
+  # With 'entropy': fit the coder's prior (P(index | previous index), P(index
+  # | other codebook)) on this many first train clips; 0 = no prior.
+  c.encode.entropy_prior_clips = 256
 
   # --mode=import: a codec pickle of the paper's release
   # (google-deepmind/compressed_vision) becomes this --workdir's run.

@@ -77,8 +77,33 @@ def _read_batches(source, indices: Sequence[int], batch_size: int):
     yield examples, np.stack([e[VIDEO_KEY] for e in examples])
 
 
+def _entropy_prior(source_builder, split: str, encode: EncodeFn, *,
+                   count: int, batch_size: int, chunk_frames: int,
+                   code_dtype, codebook_size: int, path: str):
+  """An `entropy_coding.Prior` fitted on the first `count` clips of `split`.
+
+  Saved at `path` when fitted, and read back by a resumed run, so every
+  shard is coded with the same prior.
+  """
+  from cvision.projects.codec import entropy_coding  # pylint: disable=g-import-not-at-top
+  if os.path.exists(path):
+    return entropy_coding.Prior.load(path)
+  source = source_builder.as_data_source(split=split)
+  clips = []
+  for first in range(0, min(count, len(source)), batch_size):
+    indices = range(first, min(first + batch_size, count, len(source)))
+    videos = np.stack([source[i][VIDEO_KEY] for i in indices])
+    clips.extend(encode_in_time_chunks(videos, encode, chunk_frames).astype(
+        code_dtype))
+  prior = entropy_coding.fit_prior(clips, codebook_size)
+  if jax.process_index() == 0:
+    prior.save(path + '.tmp')
+    os.replace(path + '.tmp', path)
+  return prior
+
+
 def _features(source_features, code_shape: Sequence[int], code_dtype,
-              storage: str):
+              storage: str, prior=None):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from cvision.projects.codec import code_storage  # pylint: disable=g-import-not-at-top
   carried = {k: v for k, v in source_features.items() if k != VIDEO_KEY}
@@ -86,7 +111,8 @@ def _features(source_features, code_shape: Sequence[int], code_dtype,
     raise ValueError(f'The source dataset has no {VIDEO_KEY!r} feature; it '
                      f'has {sorted(source_features)}.')
   return tfds.features.FeaturesDict({
-      CODES_KEY: code_storage.codes_feature(storage, code_shape, code_dtype),
+      CODES_KEY: code_storage.codes_feature(storage, code_shape, code_dtype,
+                                            prior),
       **carried,
   })
 
@@ -126,7 +152,8 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
                        metadata: Mapping[str, Any], batch_size: int,
                        examples_per_shard: int = 256,
                        chunk_frames: int = 0,
-                       code_storage: str = 'raw') -> dict[str, int]:
+                       code_storage: str = 'raw',
+                       entropy_prior_clips: int = 0) -> dict[str, int]:
   """Encodes `splits` of `source_builder` into a TFDS dataset of codes.
 
   Args:
@@ -144,6 +171,9 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
     chunk_frames: encode long clips in time chunks of this many frames
       (0 = whole clips).
     code_storage: 'raw' (zlib) or 'entropy' (`entropy_coding`).
+    entropy_prior_clips: with 'entropy', fit an `entropy_coding.Prior` on
+      this many first clips of `splits[0]` and code every clip with it
+      (`metadata['codebook_size']` gives K; 0 = no prior).
 
   Returns:
     `{split: number of shards written by this call}` (0 when all existed).
@@ -151,10 +181,13 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
-  features = _features(source_builder.info.features, code_shape, code_dtype,
-                       code_storage)
+  # Storage keys only when not the default: manifests of datasets written
+  # before them still match.
+  storage = ({'code_storage': code_storage} if code_storage != 'raw' else {})
+  if entropy_prior_clips:
+    storage['entropy_prior_clips'] = entropy_prior_clips
   manifest = {
-      'code_storage': code_storage,
+      **storage,
       'source': source_builder.info.full_name,
       'source_dir': str(source_builder.data_dir),
       'splits': list(splits),
@@ -170,6 +203,18 @@ def write_code_dataset(*, source_builder, splits: Sequence[str],
   if os.path.exists(os.path.join(output_dir, 'dataset_info.json')):
     logging.info('%s is complete; nothing to encode.', output_dir)
     return {split: 0 for split in splits}
+  prior = None
+  if entropy_prior_clips:
+    if code_storage != 'entropy' or 'codebook_size' not in metadata:
+      raise ValueError('entropy_prior_clips needs code_storage=\'entropy\' '
+                       'and metadata[\'codebook_size\'].')
+    prior = _entropy_prior(
+        source_builder, splits[0], encode, count=entropy_prior_clips,
+        batch_size=batch_size, chunk_frames=chunk_frames,
+        code_dtype=code_dtype, codebook_size=metadata['codebook_size'],
+        path=os.path.join(output_dir, f'{CODES_KEY}.entropy_prior.npz'))
+  features = _features(source_builder.info.features, code_shape, code_dtype,
+                       code_storage, prior)
 
   written, split_infos = {}, []
   for split in splits:

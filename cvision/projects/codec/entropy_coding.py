@@ -76,8 +76,14 @@ def _flag_contexts(previous_changed: np.ndarray | None,
 
 
 def _flag_probabilities(counts: np.ndarray, contexts: np.ndarray):
-  """`[contexts, 2]` counts -> `[cells, 2]` (same, changed) probabilities."""
-  return counts[contexts] / counts[contexts].sum(axis=1, keepdims=True)
+  """`[contexts, 2]` counts -> `[cells, 2]` (same, changed) weights.
+
+  Models get exact counts (halves and integers), never normalised floats:
+  constriction normalises them itself, identically on every machine, where
+  a division's rounding could differ between numpy builds and break a
+  decode.
+  """
+  return counts[contexts]
 
 
 def _index_probabilities(counts_n: np.ndarray, excluded: np.ndarray | None):
@@ -206,6 +212,9 @@ class Prior:
     cells, the previous index itself excluded.
   cross: `[N, K, K]` P(index of codebook n | index of codebook n - 1 at the
     same cell and frame); `cross[0]` unused.
+  Each is stored as integer weights (probability * 2**20, at least 1, as
+  float64): products of two are exact, so encoder and decoder build the
+  same rows on any machine.
   """
   first: np.ndarray
   transition: np.ndarray
@@ -276,9 +285,10 @@ def fit_prior(clips, codebook_size: int) -> Prior:
   if first is None:
     raise ValueError('fit_prior needs at least one clip.')
   marginal = (first + 0.5) / (first + 0.5).sum(axis=1, keepdims=True)
-  return Prior(first=marginal,
-               transition=_smoothed(transition, marginal[:, None]),
-               cross=_smoothed(cross, marginal[:, None]))
+  weights = lambda p: np.maximum(1.0, np.round(p * 2.0**20))  # pylint: disable=g-long-lambda
+  return Prior(first=weights(marginal),
+               transition=weights(_smoothed(transition, marginal[:, None])),
+               cross=weights(_smoothed(cross, marginal[:, None])))
 
 
 def _check_codes(codes) -> np.ndarray:

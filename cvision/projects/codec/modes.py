@@ -92,7 +92,9 @@ def encode(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       batch_size=config.data.batch_size,
       examples_per_shard=config.encode.examples_per_shard,
       chunk_frames=config.encode.chunk_frames,
-      code_storage=config.encode.code_storage)
+      code_storage=config.encode.code_storage,
+      entropy_prior_clips=(config.encode.entropy_prior_clips
+                           if config.encode.code_storage == 'entropy' else 0))
   stored = code_dataset.storage_bytes(output_dir)
   num_videos = sum(builder.info.splits[s].num_examples
                    for s in config.encode.splits)

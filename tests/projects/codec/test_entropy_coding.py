@@ -139,20 +139,25 @@ def datasets(tmp_path_factory):
                                str(tmp_path_factory.mktemp('src')),
                                config='tiny')
   out = {}
-  for storage in ('raw', 'entropy'):
-    out[storage] = str(tmp_path_factory.mktemp(storage))
+  for name, storage, prior_clips in (('raw', 'raw', 0),
+                                     ('entropy', 'entropy', 0),
+                                     ('entropy_prior', 'entropy', 16)):
+    out[name] = str(tmp_path_factory.mktemp(name))
     code_dataset.write_code_dataset(
         source_builder=source, splits=['train', 'test'],
-        output_dir=out[storage], encode=_fake_encode, code_shape=(8, 8, 8, 2),
+        output_dir=out[name], encode=_fake_encode, code_shape=(8, 8, 8, 2),
         code_dtype=np.uint8,
-        metadata={'compression_rate': 24.0, 'input_shape': [8, 32, 32, 3]},
-        batch_size=8, examples_per_shard=32, code_storage=storage)
+        metadata={'compression_rate': 24.0, 'input_shape': [8, 32, 32, 3],
+                  'codebook_size': 256},
+        batch_size=8, examples_per_shard=32, code_storage=storage,
+        entropy_prior_clips=prior_clips)
   return out
 
 
-def test_entropy_storage_reads_back_the_raw_indices(datasets):
+@pytest.mark.parametrize('name', ['entropy', 'entropy_prior'])
+def test_entropy_storage_reads_back_the_raw_indices(datasets, name):
   raw = tfds.builder_from_directory(datasets['raw'])
-  entropy = tfds.builder_from_directory(datasets['entropy'])
+  entropy = tfds.builder_from_directory(datasets[name])
   assert entropy.info.features['codes'].np_dtype == np.uint8
   assert entropy.info.features['codes'].shape == (8, 8, 8, 2)
   for split in ('train', 'test'):
@@ -172,9 +177,9 @@ def _metadata(directory):
 
 
 def test_metadata_records_bytes_per_pixel_and_stored_cr(datasets):
-  for storage, directory in datasets.items():
+  for name, directory in datasets.items():
     metadata = _metadata(directory)
-    assert metadata['code_storage'] == storage
+    assert metadata.get('code_storage', 'raw') == name.split('_')[0]
     on_disk = code_dataset.storage_bytes(directory)
     assert metadata['stored_bytes'] == on_disk
     pixels = (64 + 16) * 8 * 32 * 32  # train + test examples.
@@ -188,8 +193,29 @@ def test_metadata_records_bytes_per_pixel_and_stored_cr(datasets):
     assert 0 < metadata['record_bytes'] < on_disk
     assert metadata['record_compression_rate'] == pytest.approx(
         3 * pixels / metadata['record_bytes'])
-  raw, entropy = (_metadata(datasets[s]) for s in ('raw', 'entropy'))
-  assert entropy['record_bytes'] < raw['record_bytes']
+  raw, entropy, prior = (_metadata(datasets[s])
+                         for s in ('raw', 'entropy', 'entropy_prior'))
+  assert prior['record_bytes'] < entropy['record_bytes'] < raw['record_bytes']
+
+
+def test_a_prior_dataset_needs_its_prior_file(datasets, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(datasets['entropy_prior'], copy)
+  os.remove(os.path.join(copy, 'codes.entropy_prior.npz'))
+  with pytest.raises(FileNotFoundError, match='entropy_prior.npz is missing'):
+    tfds.builder_from_directory(copy).as_data_source('test')[0]
+
+
+def test_a_prior_needs_entropy_storage(datasets, tmp_path):
+  source = tfds.builder_from_directory(
+      _metadata(datasets['raw'])['source_dir'])
+  with pytest.raises(ValueError, match="entropy_prior_clips needs"):
+    code_dataset.write_code_dataset(
+        source_builder=source, splits=['test'], output_dir=str(tmp_path),
+        encode=_fake_encode, code_shape=(8, 8, 8, 2), code_dtype=np.uint8,
+        metadata={'codebook_size': 256}, batch_size=8,
+        entropy_prior_clips=4)
 
 
 def test_unknown_storage_is_named(tmp_path):
