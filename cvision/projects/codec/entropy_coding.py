@@ -498,14 +498,15 @@ def bits_per_index(codes: np.ndarray) -> float:
   return 8 * len(encode(codes)) / codes.size
 
 
-def stored_compression_rate(raw_bytes: int, codes) -> float:
+def stored_compression_rate(raw_bytes: int, codes,
+                            prior: Prior | None = None) -> float:
   """Raw video bytes over the bytes of `encode` on each clip's codes.
 
   `codes`: the `[T, H, W, N]` codes of those videos, one array a clip, as
   a code dataset stores them (headers included), so the codec's rate is
   measured in bytes like H.264's.
   """
-  stored = sum(len(encode(c)) for c in codes)
+  stored = sum(len(encode(c, prior)) for c in codes)
   if stored == 0:
     raise ValueError('No codes to measure.')
   return raw_bytes / stored

@@ -178,6 +178,39 @@ def _jpeg_comparison(codec_row: dict, rows: list[dict]) -> dict[str, Any]:
                                and codec_row['ssim'] > jpeg['ssim'])}
 
 
+def _stored_rows(config, workdir, codec_row, videos) -> list[dict]:
+  """The codec's row again at the bytes its codes take entropy-coded.
+
+  Clip by clip, as `--mode=encode` with `code_storage='entropy'` stores
+  them: alone, and with the prior it would fit on the first
+  `encode.entropy_prior_clips` training clips.
+  """
+  m = config.model
+  codec = load_codec(config, workdir)
+  dtype = cr_lib.code_dtype(m.codebook_size)
+  batch = config.data.batch_size
+
+  def encode(clips):
+    return np.concatenate([codec.encode_videos(clips[i:i + batch])
+                           for i in range(0, len(clips), batch)]).astype(dtype)
+
+  codes = list(encode(videos))
+  rows = [dict(codec_row, codec='cvision (entropy-coded)',
+               cr=entropy_coding.stored_compression_rate(videos.nbytes,
+                                                         codes))]
+  prior_clips = config.encode.get('entropy_prior_clips', 0)
+  if prior_clips and m.codebook_size <= 4096:
+    train = sources.load_source(config.data, config.data.train_split)
+    train_videos = np.stack([train[i]['video']
+                             for i in range(min(prior_clips, len(train)))])
+    prior = entropy_coding.fit_prior(list(encode(train_videos)),
+                                     m.codebook_size)
+    rows.append(dict(codec_row, codec='cvision (entropy-coded, prior)',
+                     cr=entropy_coding.stored_compression_rate(
+                         videos.nbytes, codes, prior)))
+  return rows
+
+
 # Below this many videos a Table 1 says little: the mode warns.
 FEW_VIDEOS = 32
 
@@ -220,15 +253,8 @@ def evaluate(config: ml_collections.ConfigDict,
                  codec_row)
     # The same reconstructions at the bytes their codes take entropy-coded
     # (`entropy_coding`), measured like the baselines' bytes.
-    codec = load_codec(config, workdir)
-    batch = config.data.batch_size
-    codes = np.concatenate([codec.encode_videos(videos[i:i + batch])
-                            for i in range(0, len(videos), batch)]).astype(
-                                cr_lib.code_dtype(m.codebook_size))
-    stored_row = dict(codec_row, codec='cvision (entropy-coded)',
-                      cr=entropy_coding.stored_compression_rate(
-                          videos.nbytes, list(codes)))
-    rows = [codec_row, stored_row] + list(baselines.sweep(
+    stored_rows = _stored_rows(config, workdir, codec_row, videos)
+    rows = [codec_row, *stored_rows] + list(baselines.sweep(
         list(videos), jpeg_qualities=tuple(config.eval.jpeg_qualities),
         mpeg4_bitrates=tuple(config.eval.mpeg4_bitrates),
         x264_crfs=tuple(config.eval.h264_crfs),

@@ -27,7 +27,8 @@ def test_eval_compares_with_jpeg_and_mpeg(trained_codec, data_dir):
   with open(os.path.join(trained_codec, 'eval', 'codecs.json')) as f:
     result = json.load(f)
   codecs = {r['codec'] for r in result['rows']}
-  assert codecs == {'cvision', 'cvision (entropy-coded)', 'jpeg', 'mpeg4',
+  assert codecs == {'cvision', 'cvision (entropy-coded)',
+                    'cvision (entropy-coded, prior)', 'jpeg', 'mpeg4',
                     'libx264', 'libx265', 'libsvtav1'}
   ours = [r for r in result['rows'] if r['codec'] == 'cvision'][0]
   assert ours['cr'] == pytest.approx(38.4)  # 8x32x32 -> 8x8x8x2, K=32.
