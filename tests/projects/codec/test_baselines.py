@@ -116,3 +116,25 @@ def test_sweep_rows():
     assert set(r) == {'codec', 'setting', 'cr', 'psnr', 'ssim', 'mae'}
     assert r['cr'] > 1 and 10 < r['psnr'] < 60 and 0 < r['ssim'] <= 1
   assert rows[0]['psnr'] > rows[1]['psnr'] and rows[0]['cr'] < rows[1]['cr']
+
+
+@pytest.mark.parametrize('codec', ['libx265', 'libsvtav1'])
+def test_h265_and_av1_rates_grow_with_crf_as_quality_drops(codec):
+  if codec not in av.codecs_available:
+    pytest.skip(f'This PyAV build has no {codec} encoder.')
+  video = _video()
+  high, low = (baselines.mpeg_roundtrip(video, codec, crf=c)
+               for c in (20, 50))
+  assert high[0].shape == low[0].shape == video.shape
+  assert high[1] < low[1]  # Higher crf: fewer bytes.
+  psnr = lambda r: 10 * np.log10(  # pylint: disable=g-long-lambda
+      255**2 / np.mean((r.astype(float) - video) ** 2))
+  assert psnr(high[0]) > psnr(low[0])
+
+
+def test_sweep_adds_h265_and_av1_rows_when_asked():
+  rows = list(baselines.sweep([_video()], jpeg_qualities=(),
+                              mpeg4_bitrates=(), x264_crfs=(),
+                              x265_crfs=(30,), av1_crfs=(40,)))
+  expected = [c for c in ('libx265', 'libsvtav1') if c in av.codecs_available]
+  assert [r['codec'] for r in rows] == expected
