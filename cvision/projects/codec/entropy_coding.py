@@ -22,8 +22,8 @@ models cannot shrink (uniformly random ones) are stored raw.
 The byte string is self-describing: a header (magic, version, dtype, shape
 and alphabet as varints, the prior's fingerprint, CRC-32 of the indices,
 payload length) then the payload. `decode` restores shape and dtype exactly
-(big-endian input comes back little-endian, same values) and raises a `ValueError` naming the problem on a truncated or corrupt
-string. Measured on `cpu`-codec codes: `docs/benchmarks.md`.
+(big-endian input comes back little-endian, same values) and raises a
+`ValueError` naming the problem on a truncated or corrupt string. Measured on `cpu`-codec codes: `docs/benchmarks.md`.
 """
 from __future__ import annotations
 
@@ -291,7 +291,9 @@ def fit_prior(clips, codebook_size: int) -> Prior:
   if first is None:
     raise ValueError('fit_prior needs at least one clip.')
   marginal = (first + 0.5) / (first + 0.5).sum(axis=1, keepdims=True)
-  weights = lambda p: np.maximum(1.0, np.round(p * 2.0**20))  # pylint: disable=g-long-lambda
+  def weights(p):
+    return np.maximum(1.0, np.round(p * 2.0**20))
+
   return Prior(first=weights(marginal),
                transition=weights(_smoothed(transition, marginal[:, None])),
                cross=weights(_smoothed(cross, marginal[:, None])))
