@@ -23,7 +23,8 @@ The byte string is self-describing: a header (magic, version, dtype, shape
 and alphabet as varints, the prior's fingerprint, CRC-32 of the indices,
 payload length) then the payload. `decode` restores shape and dtype exactly
 (big-endian input comes back little-endian, same values) and raises a
-`ValueError` naming the problem on a truncated or corrupt string. Measured on `cpu`-codec codes: `docs/benchmarks.md`.
+`ValueError` naming the problem on a truncated or corrupt string. Measured
+on `cpu`-codec codes: `docs/benchmarks.md`.
 """
 from __future__ import annotations
 
