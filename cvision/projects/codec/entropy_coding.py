@@ -206,7 +206,7 @@ def _code_frames(ranks: np.ndarray | None, shape, alphabet_size: int,
 # predictable from the cell's previous index and from the other codebooks'
 # index at the same cell; no clip is long enough to learn K x K tables, so
 # they are fitted once per dataset and shared by its clips.
-_MAX_PRIOR_CODEBOOK = 4096  # K x K tables, and K rows a coded cell.
+MAX_PRIOR_CODEBOOK = 4096  # K x K tables, and K rows a coded cell.
 _BACKOFF = 8.0  # Pseudo-counts of the marginal in each table row.
 
 
@@ -267,9 +267,9 @@ def _smoothed(counts: np.ndarray, marginal: np.ndarray) -> np.ndarray:
 def fit_prior(clips, codebook_size: int) -> Prior:
   """Fits a `Prior` on `[T, H, W, N]` codes (e.g. a train split's clips)."""
   k = int(codebook_size)
-  if not 2 <= k <= _MAX_PRIOR_CODEBOOK:
+  if not 2 <= k <= MAX_PRIOR_CODEBOOK:
     raise ValueError(f'A prior needs 2 <= codebook_size <= '
-                     f'{_MAX_PRIOR_CODEBOOK}, got {codebook_size}.')
+                     f'{MAX_PRIOR_CODEBOOK}, got {codebook_size}.')
   first = transition = cross = None
   for clip in clips:
     clip = _check_codes(clip).astype(np.int64)

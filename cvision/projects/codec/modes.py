@@ -93,8 +93,13 @@ def encode(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       examples_per_shard=config.encode.examples_per_shard,
       chunk_frames=config.encode.chunk_frames,
       code_storage=config.encode.code_storage,
-      entropy_prior_clips=(config.encode.entropy_prior_clips
-                           if config.encode.code_storage == 'entropy' else 0))
+      # K x K prior tables only up to MAX_PRIOR_CODEBOOK (K=8192 presets
+      # are entropy-coded without one).
+      entropy_prior_clips=(
+          config.encode.entropy_prior_clips
+          if config.encode.code_storage == 'entropy' and
+          config.model.codebook_size <= entropy_coding.MAX_PRIOR_CODEBOOK
+          else 0))
   stored = code_dataset.storage_bytes(output_dir)
   num_videos = sum(builder.info.splits[s].num_examples
                    for s in config.encode.splits)
@@ -199,7 +204,7 @@ def _stored_rows(config, workdir, codec_row, videos) -> list[dict]:
                cr=entropy_coding.stored_compression_rate(videos.nbytes,
                                                          codes))]
   prior_clips = config.encode.get('entropy_prior_clips', 0)
-  if prior_clips and m.codebook_size <= 4096:
+  if prior_clips and m.codebook_size <= entropy_coding.MAX_PRIOR_CODEBOOK:
     train = sources.load_source(config.data, config.data.train_split)
     train_videos = np.stack([train[i]['video']
                              for i in range(min(prior_clips, len(train)))])
