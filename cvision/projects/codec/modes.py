@@ -203,9 +203,14 @@ def _stored_rows(config, workdir, codec_row, videos) -> list[dict]:
   rows = [dict(codec_row, codec='cvision (entropy-coded)',
                cr=entropy_coding.stored_compression_rate(videos.nbytes,
                                                          codes))]
-  prior_clips = config.encode.get('entropy_prior_clips', 0)
+  prior_clips = config.encode.entropy_prior_clips
   if prior_clips and m.codebook_size <= entropy_coding.MAX_PRIOR_CODEBOOK:
-    train = sources.load_source(config.data, config.data.train_split)
+    try:
+      train = sources.load_source(config.data, config.data.train_split)
+    except ValueError as e:
+      # A folder of a few real videos may have no training split.
+      logging.warning('No entropy-coded row with a prior: %s', e)
+      return rows
     train_videos = np.stack([train[i]['video']
                              for i in range(min(prior_clips, len(train)))])
     prior = entropy_coding.fit_prior(list(encode(train_videos)),
