@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fractions
 import io
+import os
 from typing import Iterable, Iterator, Optional, Sequence
 
 from absl import logging
@@ -39,6 +40,9 @@ _DECODERS = {'mpeg4': 'mpeg4', 'libx264': 'h264', 'h264': 'h264',
              'libx265': 'hevc', 'libvpx-vp9': 'vp9', 'libsvtav1': 'libdav1d'}
 # Encoders whose quality is set by a constant rate factor (`crf`).
 _CRF_ENCODERS = ('libx264', 'libx265', 'libsvtav1')
+# SVT-AV1 prints a 20-line banner per encode to stderr unless told (1 =
+# errors only); a user's own setting wins.
+os.environ.setdefault('SVT_LOG', '1')
 
 
 def _check_video(video: np.ndarray) -> np.ndarray:
