@@ -5,6 +5,8 @@ r"""The augmentation network in code space (paper Sec. 3.4, 4.5, App. E.1).
   # Quality report: SSIM of learned against plain reconstruction, PNG grids.
   python experiments/main.py ... --mode=eval
 
+Results, with the command of every figure: docs/results/augmenter.md.
+
 Presets (after the colon; comma-separated presets apply in order, e.g.
 `tiny,flip` or `paper,crop`):
 

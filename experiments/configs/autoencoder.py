@@ -1,6 +1,6 @@
-"""A small video autoencoder on the generated moving-digits clips.
+r"""A small video autoencoder on the generated moving-digits clips.
 
-The core's smoke test and the README's end-to-end demo:
+The core's smoke test (no results page):
   python experiments/main.py --config=experiments/configs/autoencoder.py \
       --workdir=/tmp/ae
 Presets (after the colon, comma-separated): `tiny` (seconds, for tests).

@@ -3,6 +3,8 @@ r"""The neural video codec (VQ-VAE, Wiles et al. 2022, Sec. 3.2, App. E).
   python experiments/main.py --config=experiments/configs/codec.py:cpu \
       --workdir=/tmp/codec --mode=train|eval|encode|decode|probe
 
+Results, with the command of every figure: docs/results/codec.md.
+
 Presets (after the colon; comma-separated presets apply in order):
 
 | preset     | input      | E_s | T_s | grid (T,H,W) | N | K    | CR    | for    |

@@ -10,12 +10,16 @@ r"""Collaborative memory: video-level learning over many clips (Yang et al.).
       --workdir=runs/cm/single_clip
   python experiments/main.py --config=$C:cm --workdir=runs/cm/cm_stagewise \
       --config.train.init_from.workdir=runs/cm/single_clip
+  # From an S3D classification run instead (the CPU recipe; `finetune`):
+  python experiments/main.py --config=$C:finetune,cm --workdir=runs/cm/cm \
+      --config.train.init_from.workdir=runs/s3d_rgb
   # One table of every evaluated run under runs/cm:
   python experiments/main.py --config=$C --workdir=runs/cm --mode=table
 
-One preset per ablation row (paper Table 2), on the `dense` moving digits
-(32 frames of 64x64 in 4 motion segments; the label is the motion covering
-most frames, so a single 8-frame clip cannot know it):
+Results, with the command of every row: docs/results/collab_memory.md.
+
+Presets (after the colon; comma-separated presets apply in order, e.g.
+`finetune,cm,count_rotations`). One per ablation row (paper Table 2):
 
 | preset          | clips | memory      | infusion | backbone          |
 |-----------------|------:|-------------|----------|-------------------|
@@ -26,50 +30,33 @@ most frames, so a single 8-frame clip cannot know it):
 | cm              | 4     | associative | gating   | trained (default) |
 | frozen_backbone | 4     | associative | gating   | frozen            |
 
-`finetune` is the CPU recipe behind the README's table: every row starts its
-backbone from the same S3D classification run (video-level, on the `large`
-single-motion videos; as the paper starts from Kinetics-pretrained weights)
-and trains 300 steps on `dense`:
+The recipe, the data variants and the rest:
 
-  python experiments/main.py --config=$C:finetune,cm --workdir=runs/cm/cm \
-      --config.train.init_from.workdir=runs/s3d_rgb
+| preset          | sets                                                      |
+|-----------------|-----------------------------------------------------------|
+| finetune        | the backbone starts from an S3D classification run        |
+|                 | (train.init_from.workdir; its params go under `backbone`, |
+|                 | its classifier is not used), 300 steps at 5e-4; as the    |
+|                 | paper starts from Kinetics-pretrained weights             |
+| odd_one_out     | data: 4 equal segments, all of one motion but one; the    |
+|                 | label is the odd motion, which no average of clip votes   |
+|                 | can give; 600 steps (put it after `finetune`)             |
+| odd_translation | the same rule over the 4 translations (4 classes)         |
+| count_rotations | data: each of 4 segments rotates or translates; the label |
+|                 | is how many rotate (5 classes); each training clip inside |
+|                 | its segment (cm.clip_sampling='segments'); 600 steps      |
+| multi_iteration | memory strategy: a rematerialised scan over clips instead |
+|                 | of batch reduction (same loss, one clip's activations at  |
+|                 | a time)                                                   |
+| tiny            | tests: 8x32x32 clips, 2 clips of 4 frames, 2 steps        |
 
-`odd_one_out` switches to the variant where averaging clip predictions cannot
-work: 4 equal segments, all of one motion but one, the label the odd motion.
-A test clip (one segment) cannot tell whether its motion is the odd one; only
-comparison with the other clips can, which is what the memory offers. The
-memory has that relation to learn from scratch, so the preset trains 600
-steps (put it after `finetune`):
-
-  python experiments/main.py --config=$C:finetune,cm,odd_one_out \
-      --workdir=runs/cm_odd/cm --config.train.init_from.workdir=runs/s3d_rgb
-
-`odd_translation` is the same rule over the 4 translations only (4 classes,
-chance 25%). There a clip's own motion says nothing of the label, so
-single-clip training can only reach chance; averaging the votes of the 4
-clips can name the odd direction in at most 2 of 3 cases (the best voter
-over every vote table), and comparing the clips can always. Gradient
-training starts at a saddle there (the label given one clip is uniform), and
-no row left chance in 600 steps (README):
-
-  python experiments/main.py --config=$C:finetune,cm,odd_translation \
-      --workdir=runs/cm_odd4/cm --config.train.init_from.workdir=runs/s3d_rgb
-
-`count_rotations` is a counting label: each of 4 equal segments rotates or
-translates (1/2 each), and the label is how many rotate (5 classes, 0-4).
-A clip can only tell whether its own segment rotates. At each loss's
-optimum, test clips' softmax scores averaged: single-clip training says 2
-for every video (37.5%), multi-clip training's clip-averaged loss shifts the
-votes so that 1, 2 and 3 come out right (87.5%), and clips that see each
-other can count (100%); `tests/collab_memory/test_vote_optima.py` computes
-these. 600 steps, as odd_one_out:
-
-  python experiments/main.py --config=$C:finetune,cm,count_rotations \
-      --workdir=runs/cm_count/cm --config.train.init_from.workdir=runs/s3d_rgb
-
-`multi_iteration` switches the memory strategy from batch reduction to a
-rematerialised scan over clips (same loss, one clip's activations at a time);
-`tiny` shrinks everything for tests.
+Defaults: the `dense` moving digits (32 frames of 64x64 in 4 motion
+segments; the label is the motion covering most frames, so a single 8-frame
+clip cannot know it), 4 clips of 8 frames per video (one random start in
+each quarter of the start range, `cm.clip_sampling='starts'`), an S3D
+backbone at width 0.25, batch 8 videos, Adam at 1e-3 with cosine decay,
+2000 steps; at test time the memory comes from 4 uniformly spaced clips and
+the softmax scores of 4 test clips are averaged.
 """
 from experiments.configs import base
 

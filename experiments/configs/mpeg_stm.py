@@ -12,6 +12,8 @@ r"""MPEG-4 compressed-domain action recognition with STMs (Das Biswas et al.).
   python experiments/main.py --config=experiments/configs/mpeg_stm.py \
       --workdir=runs/mpeg --mode=table       # every run under runs/mpeg
 
+Results, with the command of every row: docs/results/mpeg_stm.md.
+
 One preset per ablation row (comma-combinable, e.g. `tiny,i_only`):
 
 | preset          | sets                                                     |

@@ -20,12 +20,13 @@ r"""The past-future task on long videos of codes (paper Sec. 4.6, App. D).
       --config.data.dataset_dir=runs/pf/codes_30min \
       --config.train.init_from.workdir=runs/pf/${MEM}_a \
       --config.train.steps=400 --config.optimizer.learning_rate=5e-4
-  # (The README's slot row adds two more such stages of 400 steps, at 3e-4
-  # then 2e-4; the lstm row stops after _b.)
+  # (docs/results/past_future.md gives the stages behind each of its rows.)
   python experiments/main.py ... --mode=eval   # the last stage's flags
   # -> runs/pf/${MEM}_b/eval/past_future_test.md: accuracy, step-balanced
   #    accuracy (50% for a model that only counts the steps), past/future,
   #    near (queries within 30 s of the current step) and far.
+
+Results, with the commands: docs/results/past_future.md.
 
 Presets (after the colon, comma-separated, applied in order):
 

@@ -7,14 +7,15 @@ r"""S3D classification on RGB, neural codes or decoded codes (paper 4.3-4.4).
   python experiments/main.py --config=experiments/configs/s3d.py:codes \
       --workdir=runs/s3d_codes --config.codec.workdir=runs/codec \
       --config.data.dataset_dir=runs/codec/codes/moving_digits_large
-  # Codes read as where each cell's content moved (`codes,motion`): on
-  # moving digits, whose labels are motions, this is the codes input that
-  # matches RGB (README: 76.2 / 72.9% against 69.9%).
+  # Codes read as where each cell's content moved (for labels defined by
+  # motion, as moving digits' are):
   python experiments/main.py --config=experiments/configs/s3d.py:codes,motion \
       --workdir=runs/s3d_codes_motion --config.codec.workdir=runs/codec \
       --config.data.dataset_dir=runs/codec/codes/moving_digits_large
   # Then, for any: top-1 / top-5 over 1, 2, 4 temporal clips per video.
   python experiments/main.py ... --mode=eval
+
+Results, with the command of every row: docs/results/s3d.md.
 
 Presets (after the colon; comma-separated presets apply in order, e.g.
 `tiny,codes` or `paper,codes`):
@@ -27,36 +28,34 @@ Presets (after the colon; comma-separated presets apply in order, e.g.
 | reconstructions | input: codes decoded by the frozen codec, as frames       |
 | motion          | after codes: S3D reads each code cell's similarity with   |
 |                 | its 3x3 neighbours one step later instead of the          |
-|                 | embeddings (labels defined by motion; see below)          |
+|                 | embeddings (model.code_correlation_radius=1,              |
+|                 | model.code_correlation_only=True; labels defined by       |
+|                 | motion: it drops what the cells look like)                |
 | frame           | per-frame head and labels on `dense` moving digits        |
-|                 | (32 frames, 4 motion segments; COIN-like, Sec. 4.4)       |
-| nn_crops        | codes: random nearest-neighbour crops of the code grid,  |
+|                 | (32 frames, 4 motion segments; COIN-like, Sec. 4.4),      |
+|                 | 16-frame clips, a 300-step fine-tuning schedule           |
+| nn_crops        | codes: random nearest-neighbour crops of the code grid,   |
 |                 | 4 linearly spaced ones at test (Table 4's [44] baseline)  |
-| learned_crops   | codes: the crop network at train time and 4 learned test |
+| learned_crops   | codes: the crop network at train time and 4 learned test  |
 |                 | crops (needs code_augment.augmenter_workdir)              |
 | learned_flips   | codes: the flip network at train time                     |
 | learned_flips_eval | ... and the clip with its learned flip at test         |
 | tiny            | tests: 8x32x32 clips, width 0.125, 2 steps                |
-| paper           | 32x256x256 clips, width 1.0, bf16, GPU/TPU                |
+| paper           | 32x256x256 clips, width 1.0, dropout 0.5, bf16, GPU/TPU   |
 
 Defaults (CPU): moving digits `large` (8192 training videos of 16x64x64,
 8 motion classes), S3D at width 0.25 on random 8-frame crops, batch 16, no
 dropout, Adam with cosine decay and weight decay 1e-5 (paper E.4), 3000
-steps: about 1.3 steps/s on a quiet 2-core CPU, 40 minutes. Build the data
-once with `python -m data_pipelines.build_cli --dataset=moving_digits
---config=large --data_dir=...`. The network first has to find the motion
-among static texture: the train loss leaves ln 8 only after ~700 steps. On
-the 1024 videos of `small` it memorises instead (validation at chance after
-2000 steps), and with dropout 0.5 it had not left chance at step 600.
+steps (about 40 minutes on a quiet 2-core CPU). Build the data once with
+`python -m data_pipelines.build_cli --dataset=moving_digits --config=large
+--data_dir=...`.
 
 The codes preset replaces S3D's separable 7x7x7 first conv (1x7x7, ReLU,
 7x1x1) by one full 3x3x3 conv (`model.stem_conv1_separable=False`,
 `model.stem_conv1_kernel`): a linear filter over space and time can compare a
 code cell with its shifted neighbour one frame later before any ReLU, which
 is how the direction of a motion shows in codes; 3x3 code cells cover 12x12
-pixels at CR 32, more than the 7x7 pixels of the RGB stem. On `large` at CR
-32 it leaves chance after ~500 steps instead of ~1800 and reaches 33.8% test
-top-1 at 3000 steps instead of 23.8%, at the same speed (README).
+pixels at CR 32, more than the 7x7 pixels of the RGB stem.
 `--config.model.stem_conv1_separable=True` gives the paper's stem back.
 
 codes / reconstructions need `--config.codec.workdir` (the codec run: its
@@ -64,8 +63,8 @@ config.json and checkpoints are read, never written) and
 `--config.data.dataset_dir` (the code dataset its `--mode=encode` wrote, here
 with `--config.data.builder_kwargs.config=large`).
 
-Code augmentation (Table 4; `cvision.projects.augmenter.downstream`): the augmentation
-presets apply to `codes`, e.g. `codes,learned_crops
+Code augmentation (Table 4; `cvision.projects.augmenter.downstream`): the
+augmentation presets apply to `codes`, e.g. `codes,learned_crops
 --config.code_augment.augmenter_workdir=runs/augmenter_crop`; without them
 the codes are used as encoded (the central-crop baseline). Moving digits'
 classes are not mirror-symmetric (a flip swaps left/right and cw/ccw):
@@ -74,11 +73,10 @@ flipped training clip gets the mirrored label and a flipped test view's
 scores are mapped back (set it to `()` for data such as Kinetics, whose
 labels a mirror keeps). Training boxes (`nn_crops`, `learned_crops`) have
 sides in `code_augment.crop_min_scale`-`crop_max_scale`, 0.5-0.9 by
-default; on moving digits, whose small digit a half-side box can cut out,
-`--config.code_augment.crop_min_scale=0.875
---config.code_augment.crop_max_scale=0.875` (the paper's 224 of 256)
-helped the nearest-neighbour crops; learned crops stayed below the central
-crop with either (README, Table 4 rows).
+default; `--config.code_augment.crop_min_scale=0.875
+--config.code_augment.crop_max_scale=0.875` gives the paper's 224 of 256.
+`code_augment.train_probability` augments only that share of the training
+clips. Results: docs/results/augmenter.md.
 
 Frame-level (`frame`, Sec. 4.4): as the paper fine-tunes a pretrained
 network on COIN, warm-start from a video-level run of the same input:
