@@ -14,7 +14,8 @@ def _video(shape, seed=0):
 def test_identical_videos():
   v = _video((2, 3, 16, 16, 3))
   assert np.all(video_quality.mae(v, v) == 0)
-  assert np.all(video_quality.psnr(v, v) > 100)  # +inf.
+  np.testing.assert_allclose(video_quality.psnr(v, v), video_quality.MAX_PSNR,
+                             rtol=1e-6)  # Capped, not +inf.
   np.testing.assert_allclose(video_quality.ssim(v, v), 1.0, atol=1e-5)
 
 
@@ -49,3 +50,16 @@ def test_jax_in_jax_out_and_uint8_scaled():
 def test_shape_mismatch_raises():
   with pytest.raises(ValueError, match='shape'):
     video_quality.psnr(_video((2, 8, 8, 3)), _video((3, 8, 8, 3)))
+
+
+def test_an_exact_frame_counts_as_8_bit_rounding_not_infinity():
+  video = np.zeros((2, 8, 8, 3), np.uint8)
+  other = video.copy()
+  other[1] = 10  # Frame 1 off by 10 levels everywhere.
+  frame_1 = -10 * np.log10((10 / 255) ** 2)
+  expected = (video_quality.MAX_PSNR + frame_1) / 2
+  np.testing.assert_allclose(video_quality.psnr(video, other), expected,
+                             rtol=1e-5)
+  assert video_quality.MAX_PSNR == pytest.approx(58.92, abs=0.01)
+  assert video_quality.psnr(video, video) == pytest.approx(
+      video_quality.MAX_PSNR)
