@@ -68,6 +68,8 @@ from cvision.projects.augmenter import network as augmenter_model
 from cvision.projects.augmenter import nn_crop
 from cvision.projects.augmenter import params as params_lib
 from cvision.projects.augmenter import pixel_transforms as pt
+from cvision.projects.augmenter.release import config as release_config
+from cvision.projects.augmenter.release import network as release_network
 from cvision.projects.codec import frozen
 
 NAME = 'augmenter'
@@ -79,7 +81,13 @@ _EVAL_OVERRIDES = {'flip_probability': 1.0}
 def build_model(model_config: ml_collections.ConfigDict,
                 dtype: Any = jnp.float32
                 ) -> augmenter_model.AugmentationNetwork:
-  """`a(z, p)` of an augmenter config's `model` fields."""
+  """`a(z, p)` of an augmenter config's `model` fields.
+
+  An imported release augmenter (`model.architecture == 'release'`) builds
+  the release's network instead (`augmenter/release/network.py`), same call.
+  """
+  if release_config.is_release(model_config):
+    return release_network.build_release_augmenter(model_config, dtype)
   return config_utils.build_module(augmenter_model.AugmentationNetwork,
                                    model_config, 'augmenter model',
                                    dtype=dtype)
