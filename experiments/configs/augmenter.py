@@ -164,6 +164,13 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 1000
   c.train.eval_batches = 4
 
+  # --mode=import: the augmentation network of a pickle of the paper's
+  # release (google-deepmind/compressed_vision) becomes this --workdir's run,
+  # through the codec imported from the same file (codec.workdir).
+  # docs/release_codecs.md.
+  c.release = base.ml_collections.ConfigDict()
+  c.release.pickle = ''
+
   # --mode=eval: the quality report on held-out videos.
   c.eval.split = 'test'
   c.eval.num_videos = 64  # 0 = the whole split.

@@ -1,4 +1,5 @@
-"""The augmenter's `--mode=eval`: the quality report of `cvision.projects.augmenter.task`."""
+"""The augmenter's modes: `--mode=eval`, the quality report of
+`cvision.projects.augmenter.task`; `--mode=import`, the release's network."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,8 @@ from cvision.core import metric_logging
 from cvision.projects.augmenter import pixel_transforms as pt
 from cvision.projects.augmenter import report as report_lib
 from cvision.projects.augmenter import task as augmenter_task
+from cvision.projects.augmenter.release import config as release_config
+from cvision.projects.augmenter.release import importer as release_importer
 from data_pipelines import sources
 
 VIDEO_KEY = augmenter_task.VIDEO_KEY
@@ -71,7 +74,9 @@ def quality_report(config: ml_collections.ConfigDict,
   training; 0 = all of it). Writes `WORKDIR/eval/augmenter_<split>.json`,
   `.md` and `<family>_grid.png` (per video: original, A(X; p), learned,
   plain reconstruction, and the code-grid operation for crops and flips).
+  An imported release network is evaluated as it is, with any preset.
   """
+  config = release_config.run_config(config, workdir)
   augmenter = augmenter_task.build(config)
   family, split = augmenter.family, config.eval.split
   families = pt.SINGLE_FAMILIES if family == 'all' else (family,)
@@ -123,4 +128,21 @@ def quality_report(config: ml_collections.ConfigDict,
   return result
 
 
-MODES = {'eval': quality_report}
+def import_release(config: ml_collections.ConfigDict,
+                   workdir: str) -> dict[str, Any]:
+  """`--mode=import`: the augmentation network of `config.release.pickle`
+  (the paper's released flip) becomes an ordinary augmenter run in
+  `workdir`, through the codec imported from the same file
+  (`config.codec.workdir`; docs/release_codecs.md)."""
+  if not config.release.pickle:
+    raise ValueError('--mode=import needs the release file: pass '
+                     '--config.release.pickle=<a compressed_vision .pkl>.')
+  saved = release_importer.import_release_augmenter(config.release.pickle,
+                                                    workdir, config)
+  logging.info('Imported the %s network of %s into %s.', saved.augment.family,
+               config.release.pickle, workdir)
+  return {'workdir': workdir, 'family': saved.augment.family,
+          'model': saved.model.to_dict()}
+
+
+MODES = {'eval': quality_report, 'import': import_release}

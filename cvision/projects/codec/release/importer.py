@@ -15,8 +15,9 @@ holds what a codec training run leaves: `config.json` (task 'codec',
 and an orbax checkpoint at step 0, so `frozen.load_frozen_codec(workdir)`,
 the codec's modes and warm starts read it as any other codec run.
 
-The augmentation network a release file may hold (`augm_*`) is not imported
-here; the import says so.
+The augmentation network a release file may hold (`augm_*`) is imported
+separately, into an augmenter workdir that reads this codec
+(`cvision.projects.augmenter.release.importer`); the import says so.
 """
 from __future__ import annotations
 
@@ -294,7 +295,10 @@ def import_release(pickle_path: str, workdir: str,
   check_variables(model, model_config, variables, pickle_path)
   if release['augm_params'] is not None:
     logging.warning('%s also holds an augmentation network; only the codec '
-                    'is imported.', pickle_path)
+                    'is imported here. Import the network through this codec '
+                    'with the augmenter\'s --mode=import '
+                    '(cvision.projects.augmenter.release.importer).',
+                    pickle_path)
 
   config = ml_collections.ConfigDict(base_config.to_dict())
   config.task = codec_task.NAME
