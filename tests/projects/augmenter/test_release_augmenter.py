@@ -491,7 +491,7 @@ def test_module_names_follow_the_release_kwargs():
 def test_s3d_trains_and_evaluates_on_codes_flipped_by_the_release_network(
     imported, data_dir, tmp_path):
   """The imported codec encodes the tiny clips; S3D trains on their codes
-  with learned flips and evaluates the clip and its flip (about 4 minutes
+  with learned flips and evaluates the clip and its flip (2-4 minutes
   on 2 shared cores, most of it compiling S3D's steps)."""
   _, codec_workdir, workdir, _ = imported
   encode = codec_configs.get_config('tiny')
