@@ -57,6 +57,31 @@ each quarter of the start range, `cm.clip_sampling='starts'`), an S3D
 backbone at width 0.25, batch 8 videos, Adam at 1e-3 with cosine decay,
 2000 steps; at test time the memory comes from 4 uniformly spaced clips and
 the softmax scores of 4 test clips are averaged.
+
+
+Over a code backbone (`codes`, `codes,motion`): the backbone is the
+S3D of `s3d.py:codes` on a frozen codec's codes, through the same
+frozen-codec path; every row above combines with it, e.g.
+`finetune,codes,cm`. Encode the `dense` videos once with the codec's
+`--mode=encode --config.data.builder_kwargs.config=dense`, then:
+
+  python experiments/main.py --config=$C:codes,cm --workdir=runs/cm_codes/cm \
+      --config.codec.workdir=runs/codec \
+      --config.data.dataset_dir=runs/codec/codes/moving_digits_dense
+  # Codes read as where each cell's content moved, as s3d.py:codes,motion;
+  # stage-wise from that S3D run:
+  python experiments/main.py --config=$C:finetune,codes,motion,cm \
+      --workdir=runs/cm_motion/cm --config.codec.workdir=runs/codec \
+      --config.data.dataset_dir=runs/codec/codes/moving_digits_dense \
+      --config.train.init_from.workdir=runs/s3d_codes_motion
+
+`cm.clip_frames` counts video frames for either input: on codes a clip is
+`clip_frames / temporal_stride` code steps of the codec.
+
+`multi_iteration` switches the memory strategy from batch reduction to a
+rematerialised scan over clips (same loss, one clip's activations at a time);
+`tiny` shrinks everything for tests (`tiny,codes` on the tiny codec's
+codes of the `tiny` videos).
 """
 from experiments.configs import base
 
@@ -66,6 +91,27 @@ def _set(**fields):
     for key, value in fields.items():
       c.cm[key] = value
   return apply
+
+
+def _input(name):
+  def apply(c):
+    c.input = name
+  return apply
+
+
+def _codes(c):
+  # The backbone of s3d.py:codes, so that `finetune` can start from that run.
+  c.input = 'codes'
+  c.model.stem_conv1_separable = False
+  c.model.stem_conv1_kernel = (3, 3, 3)
+
+
+def _motion(c):
+  # After `codes`, as s3d.py:codes,motion.
+  if c.input != 'codes':
+    raise ValueError("The 'motion' preset reads codes: use 'codes,motion'.")
+  c.model.code_correlation_radius = 1
+  c.model.code_correlation_only = True
 
 
 def _tiny(c):
@@ -117,6 +163,9 @@ def _finetune(c):
 
 PRESETS = {
     'finetune': _finetune,
+    'rgb': _input('rgb'),
+    'codes': _codes,
+    'motion': _motion,
     'single_clip': _set(num_clips=1, memory='none'),
     'multi_clip': _set(memory='none'),
     'cm_average': _set(memory='average'),
@@ -134,6 +183,7 @@ PRESETS = {
 def get_config(arg: str | None = None):
   c = base.get_base_config()
   c.task = 'collab_memory'
+  c.input = 'rgb'  # rgb | codes (data.dataset_dir: a codec's code dataset)
   c.data.builder_kwargs.config = 'dense'
   c.data.batch_size = 8  # Videos; each gives cm.num_clips clips.
   c.data.train_clip_frames = 0  # Whole videos: clips are sampled on device.
@@ -143,6 +193,21 @@ def get_config(arg: str | None = None):
   c.model.min_channels = 8
   c.model.gating = False
   c.model.dropout_rate = 0.0  # As the S3D CPU preset (see s3d.py).
+  # The backbone's stem and code-input fields, as in s3d.py (which explains
+  # each); the `codes` and `motion` presets set them as s3d.py's do.
+  c.model.stem_conv1_channels = 64
+  c.model.stem_conv2_channels = 64
+  c.model.stem_conv1_separable = True
+  c.model.stem_conv1_kernel = (7, 7, 7)
+  c.model.code_projection_channels = 0
+  c.model.code_correlation_radius = 0
+  c.model.code_correlation_only = False
+
+  # The frozen codec, for codes: its run and checkpoint (0 = the one that
+  # wrote data.dataset_dir's codes, else the latest).
+  c.codec = base.ml_collections.ConfigDict()
+  c.codec.workdir = ''
+  c.codec.step = 0
 
   c.cm = base.ml_collections.ConfigDict()
   c.cm.num_clips = 4

@@ -14,9 +14,9 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from cvision.core import evaluation
-from cvision.core import precision
 from cvision.core import run_tables
 from cvision.projects.collab_memory import task as cm_task
 from data_pipelines import sources
@@ -26,17 +26,20 @@ VIDEO_KEY = cm_task.VIDEO_KEY
 
 
 def inference_flops(config: ml_collections.ConfigDict,
-                    video_shape: tuple[int, ...]) -> dict[str, float]:
+                    video_shape: tuple[int, ...],
+                    video_dtype: Any = jnp.uint8) -> dict[str, float]:
   """XLA-counted FLOPs of classifying one video, with and without memory.
 
   'model': the whole inference (memory clips, test clips, memory, head);
   'backbone': the backbone alone on the test clips, i.e. what multi-clip
   testing without memory costs. Shapes only: no weights are read.
+  `video_shape` and `video_dtype` are one example's input entry (frames, or
+  codes).
   """
   model = cm_task.build(config)
-  video = jax.ShapeDtypeStruct((1, *video_shape), jnp.uint8)
+  video = jax.ShapeDtypeStruct((1, *video_shape), video_dtype)
   variables = jax.eval_shape(model.task.init, jax.random.key(0),
-                             {VIDEO_KEY: video})
+                             {model.input_key: video})
   params = variables['params']
   collections = {k: v for k, v in variables.items() if k != 'params'}
   cm = model.cm
@@ -44,8 +47,8 @@ def inference_flops(config: ml_collections.ConfigDict,
 
   def backbone_only(params, collections, video):
     clips = cm_task.gather_clips(video, cm_task.uniform_clip_starts(
-        video.shape[1], num_clips, cm.clip_frames), cm.clip_frames)
-    clips = precision.to_unit_float(clips, params)
+        video.shape[1], num_clips, model.clip_length), model.clip_length)
+    clips = model.network_input(params, clips)
     return model.backbone_features(params, collections, clips, False,
                                    None)[0]
 
@@ -73,13 +76,14 @@ def evaluate_with_flops(config: ml_collections.ConfigDict,
   """
   generic = evaluation.evaluate(cm_task.build_task(config), config, workdir)
   split = config.eval.split
-  video_shape = sources.load_source(config.data, split)[0][
-      VIDEO_KEY].shape
-  flops = inference_flops(config, tuple(video_shape))
+  input_key = cm_task.CODES_KEY if config.input == 'codes' else VIDEO_KEY
+  example = np.asarray(sources.load_source(config.data, split)[0][input_key])
+  flops = inference_flops(config, example.shape, example.dtype)
   cm = cm_task.check_cm_config(config.cm)
   result = {
       'experiment': os.path.basename(os.path.normpath(workdir)),
-      'step': generic['step'], 'split': split,
+      'step': generic['step'], 'split': split, 'input': config.input,
+      'eval_clips': int(config.eval.num_clips),
       'num_clips': cm.num_clips, 'memory': cm.memory,
       'infusion': cm.infusion if cm.memory != 'none' else '-',
       'freeze_backbone': cm.freeze_backbone,
@@ -96,15 +100,17 @@ def evaluate_with_flops(config: ml_collections.ConfigDict,
 
 def format_table(rows: list[dict[str, Any]]) -> str:
   """Markdown: the ablation row, top-1, FLOPs against the backbone alone."""
-  lines = ['| experiment | train clips | memory | infusion | backbone | '
-           'top-1 (%) | GFLOPs / video | extra vs backbone |',
-           '|---|---:|---|---|---|---:|---:|---:|']
+  lines = ['| experiment | input | train clips | memory | infusion | '
+           'backbone | top-1 (%) | GFLOPs / video | extra vs backbone |',
+           '|---|---|---:|---|---|---|---:|---:|---:|']
   for r in rows:
     backbone = ('frozen' if r['freeze_backbone'] else
                 'stage-wise' if r.get('warm_start') else 'trained')
     extra = 100 * (r['gflops'] / r['backbone_gflops'] - 1)
+    # Rows from before codes were an input are RGB runs.
     lines.append(
-        f"| {r['experiment']} | {r['num_clips']} | {r['memory']} | "
+        f"| {r['experiment']} | {r.get('input', 'rgb')} | "
+        f"{r['num_clips']} | {r['memory']} | "
         f"{r['infusion']} | {backbone} | {100 * r['top1']:.1f} | "
         f"{r['gflops']:.3f} | {extra:+.1f}% |")
   return '\n'.join(lines)

@@ -1,8 +1,12 @@
 r"""Video-level learning with collaborative memory (Yang et al., CVPR 2021).
 
-Each training example is a whole video `[T, H, W, 3]`. On device, N clips of
-`clip_frames` frames are sampled, one random start in each of N equal
-segments (Sec. 3.1), passed through the backbone (S3D, on RGB), optionally
+Each training example is a whole video: frames `[T, H, W, 3]` uint8
+(`config.input='rgb'`) or a frozen codec's codes `[T_c, H_c, W_c, N]`
+(`'codes'`). On device, N clips of `clip_frames` frames are sampled, one
+random start in each of N equal segments (Sec. 3.1), passed through the
+backbone (S3D, built for its input by `cvision.models.s3d_inputs` as the S3D
+project builds it: codes embedded in the codec's codebook, or read as their
+motion with `model.code_correlation_only`), optionally
 combined by the collaborative memory (`cvision.projects.collab_memory.network`) and
 classified; the video-level loss (Eq. 1) is
 
@@ -21,6 +25,11 @@ of *different* videos (as the paper prescribes for batch reduction), and the
 running averages are the mean of the per-clip updates; so the two strategies
 give the same loss, the same gradients and the same new state.
 
+`cm.clip_frames` counts video frames whatever the input: codes cut their
+clips along the code time axis, `clip_frames / temporal_stride` code steps of
+the codec that wrote them, so an RGB and a codes run see clips of the same
+span of the video.
+
 Evaluation: the global memory is built from `eval.memory_clips` uniformly
 spaced clips and shared by the `eval.num_clips` test clips; softmax scores
 are averaged over the test clips.
@@ -35,15 +44,20 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from cvision.core import config_utils
 from cvision.core import precision
 from cvision.core import task as task_lib
 from cvision.models import s3d
+from cvision.models import s3d_inputs
+from cvision.projects.codec import frozen as frozen_codec
 from cvision.projects.collab_memory import network as collab_memory
 
 NAME = 'collab_memory'
 STRATEGIES = ('batch_reduction', 'multi_iteration')
 CLIP_SAMPLINGS = ('starts', 'segments')
+INPUTS = ('rgb', 'codes')
 VIDEO_KEY = 'video'
+CODES_KEY = 'codes'
 LABEL_KEY = 'label'
 
 
@@ -136,16 +150,51 @@ def video_level_loss(clip_logits: jax.Array, labels: jax.Array,
   return clip_loss_weight * jnp.mean(clip_ce) + jnp.mean(video_ce), video_logits
 
 
-def build_backbone(config: ml_collections.ConfigDict) -> s3d.S3D:
-  """The S3D backbone of `config.model`, up to its last feature map."""
-  m = config.model
-  return s3d.S3D(
-      num_classes=m.num_classes, width_multiplier=m.width_multiplier,
-      min_channels=m.min_channels, gating=m.gating,
-      # RGB frames: the pixel stem, no code-input features.
-      stem=s3d.StemConfig(), head='none', dropout_rate=m.dropout_rate,
-      input_projection=0, input_correlation=0, input_correlation_only=False,
-      dtype=precision.compute_dtype(config.train.compute_dtype))
+def check_input(config: ml_collections.ConfigDict) -> str:
+  """`config.input` and `config.model` (the backbone's S3D fields), checked."""
+  config_utils.check_fields(config.model, s3d_inputs.MODEL_FIELDS,
+                            'collab_memory model config',
+                            'the collaborative-memory backbone')
+  return s3d_inputs.check_input(config.input, INPUTS)
+
+
+def codec_for(config: ml_collections.ConfigDict
+              ) -> frozen_codec.FrozenCodec | None:
+  """The frozen codec whose codes `config.input='codes'` reads, else None."""
+  if check_input(config) != 'codes':
+    return None
+  if not config.data.dataset_dir:
+    raise ValueError(
+        "config.input='codes' reads a code dataset: pass "
+        '--config.data.dataset_dir=<codec workdir>/codes/<dataset> (written '
+        "by the codec's --mode=encode).")
+  return frozen_codec.codec_for_code_dataset(
+      config.codec, config.data.dataset_dir, what="collab_memory on codes")
+
+
+def clip_length(clip_frames: int,
+                codec: frozen_codec.FrozenCodec | None) -> int:
+  """A clip's length on the input's time axis: frames, or code steps."""
+  if codec is None:
+    return clip_frames
+  stride = int(codec.model_config.temporal_stride)
+  if clip_frames % stride:
+    raise ValueError(
+        f'config.cm.clip_frames={clip_frames} frames is not a whole number '
+        f'of code steps of the codec in {codec.workdir} (temporal stride '
+        f'{stride}).')
+  return clip_frames // stride
+
+
+def build_backbone(config: ml_collections.ConfigDict,
+                   spatial_factor: int = 1) -> s3d.S3D:
+  """The S3D backbone of `config.model`, up to its last feature map.
+
+  `spatial_factor`: pixels per code cell of the codes' codec (codes only).
+  """
+  return s3d_inputs.s3d_for_input(
+      config.model, check_input(config), spatial_factor=spatial_factor,
+      head='none', compute_dtype=config.train.compute_dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,15 +204,27 @@ class CollabMemoryModel:
   Attributes:
     task: the core's task.
     cm: `config.cm`, checked.
-    backbone_features: `(params, collections, clips [N, B, L, H, W, 3],
-      train, rng) -> ([N, B, T', H', W', C], new collections)`.
+    backbone_features: `(params, collections, clips [N, B, L, H, W, C],
+      train, rng) -> ([N, B, T', H', W', C'], new collections)`; clips as
+      the backbone reads them (`network_input`).
     video_scores: `(params, collections, video) -> [B, K]`, the softmax
-      scores averaged over the test clips (what inference costs).
+      scores averaged over the test clips (what inference costs); `video`
+      is the raw batch entry.
+    input_key: 'video' (rgb) or 'codes'.
+    clip_length: `cm.clip_frames` on the input's time axis (frames, or code
+      steps for codes).
+    network_input: `(params, raw clips) -> backbone input`
+      (`s3d_inputs.network_input`).
+    codec: the frozen codec of codes (None for rgb).
   """
   task: task_lib.Task
   cm: ml_collections.ConfigDict
   backbone_features: Callable[..., Any]
   video_scores: Callable[..., jax.Array]
+  input_key: str
+  clip_length: int
+  network_input: s3d_inputs.NetworkInput
+  codec: frozen_codec.FrozenCodec | None
 
 
 def build_task(config: ml_collections.ConfigDict) -> task_lib.Task:
@@ -175,7 +236,12 @@ def build(config: ml_collections.ConfigDict) -> CollabMemoryModel:
   cm = check_cm_config(config.cm)
   m = config.model
   dtype = precision.compute_dtype(config.train.compute_dtype)
-  backbone = build_backbone(config)
+  codec = codec_for(config)
+  backbone = build_backbone(config, codec.spatial_factor if codec else 1)
+  input_key = CODES_KEY if codec is not None else VIDEO_KEY
+  length = clip_length(cm.clip_frames, codec)
+  frames = s3d_inputs.network_input(
+      config.input, codebook=codec.codebook if codec is not None else None)
   feature_channels = _mixed_5c_channels(backbone)
   memory = None
   if cm.memory != 'none':
@@ -188,11 +254,8 @@ def build(config: ml_collections.ConfigDict) -> CollabMemoryModel:
   eval_clips = int(config.eval.num_clips)
   memory_clips = int(config.eval.memory_clips)
 
-  def frames(params, video):
-    return precision.to_unit_float(video, params)
-
   def backbone_features(params, collections, clips, train, rng):
-    """`[N, B, L, H, W, 3]` -> (`[N, B, T', H', W', C]`, new collections)."""
+    """`[N, B, L, H, W, C]` -> (`[N, B, T', H', W', C']`, new collections)."""
     variables = {'params': params['backbone'], **collections}
 
     def one_clip(index, clip):
@@ -220,8 +283,11 @@ def build(config: ml_collections.ConfigDict) -> CollabMemoryModel:
     return features, dict(new_collections)
 
   def init(rng, batch):
-    clip = jnp.zeros((1, cm.clip_frames, *batch[VIDEO_KEY].shape[2:]),
-                     jnp.float32)
+    raw = batch[input_key]
+    # Only the input's shape matters: no codebook lookup in the init graph.
+    shape = jax.eval_shape(lambda r: frames({}, r), jax.ShapeDtypeStruct(
+        (1, length, *raw.shape[2:]), raw.dtype))
+    clip = jnp.zeros(shape.shape, jnp.float32)
     backbone_vars = backbone.init({'params': rng}, clip, train=False)
     features = jax.eval_shape(
         lambda v, c: backbone.apply(v, c, train=False), backbone_vars, clip)
@@ -233,11 +299,11 @@ def build(config: ml_collections.ConfigDict) -> CollabMemoryModel:
             **{k: v for k, v in backbone_vars.items() if k != 'params'}}
 
   def loss(params, collections, batch, rng):
-    video = batch[VIDEO_KEY]
+    video = batch[input_key]
     clip_rng, dropout_rng, head_rng = jax.random.split(rng, 3)
     starts = segment_clip_starts(clip_rng, video.shape[1], cm.num_clips,
-                                 cm.clip_frames, cm.clip_sampling)
-    clips = frames(params, gather_clips(video, starts, cm.clip_frames))
+                                 length, cm.clip_sampling)
+    clips = frames(params, gather_clips(video, starts, length))
     features, new_collections = backbone_features(
         params, collections, clips, True, dropout_rng)
     clip_logits = head.apply({'params': params['head']}, features, train=True,
@@ -253,21 +319,20 @@ def build(config: ml_collections.ConfigDict) -> CollabMemoryModel:
     """Softmax scores `[B, K]` averaged over the test clips (Sec. 4.1)."""
     num_frames = video.shape[1]
     test = frames(params, gather_clips(
-        video, uniform_clip_starts(num_frames, eval_clips, cm.clip_frames),
-        cm.clip_frames))
+        video, uniform_clip_starts(num_frames, eval_clips, length), length))
     features, _ = backbone_features(params, collections, test, False, None)
     source = None
     if memory is not None and memory_clips != eval_clips:
       context = frames(params, gather_clips(
-          video, uniform_clip_starts(num_frames, memory_clips,
-                                     cm.clip_frames), cm.clip_frames))
+          video, uniform_clip_starts(num_frames, memory_clips, length),
+          length))
       source, _ = backbone_features(params, collections, context, False, None)
     logits = head.apply({'params': params['head']}, features, train=False,
                         memory_source=source)
     return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=0)
 
   def evaluate(params, collections, batch):
-    scores = video_scores(params, collections, batch[VIDEO_KEY])
+    scores = video_scores(params, collections, batch[input_key])
     labels = batch[LABEL_KEY].astype(jnp.int32)
     return {'top1': (jnp.argmax(scores, -1) == labels).astype(jnp.float32),
             'nll': -jnp.log(jnp.take_along_axis(
@@ -280,9 +345,10 @@ def build(config: ml_collections.ConfigDict) -> CollabMemoryModel:
 
   task = task_lib.Task(
       name=NAME, init=init, loss=loss, evaluate=evaluate,
-      input_keys=(VIDEO_KEY, LABEL_KEY), time_keys=(VIDEO_KEY,),
+      input_keys=(input_key, LABEL_KEY), time_keys=(input_key,),
       frozen=frozen if cm.freeze_backbone else None)
-  return CollabMemoryModel(task, cm, backbone_features, video_scores)
+  return CollabMemoryModel(task, cm, backbone_features, video_scores,
+                           input_key, length, frames, codec)
 
 
 def _mixed_5c_channels(model: s3d.S3D) -> int:

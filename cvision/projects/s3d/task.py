@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,16 +33,15 @@ import ml_collections
 import optax
 
 from cvision.core import config_utils
-from cvision.core import precision
 from cvision.core import rng as rng_lib
 from cvision.core import task as task_lib
-from cvision.models import code_embedding
 from cvision.models import s3d
+from cvision.models import s3d_inputs
 from cvision.projects.augmenter import downstream
 from cvision.projects.codec import frozen
 
 NAME = 's3d_classification'
-INPUTS = ('rgb', 'codes', 'reconstructions')
+INPUTS = s3d_inputs.INPUTS
 HEADS = ('video', 'frame')
 VIDEO_KEY = 'video'
 CODES_KEY = 'codes'
@@ -50,11 +49,7 @@ LABEL_KEY = 'label'
 FRAME_LABELS_KEY = 'frame_labels'
 TOP_K = 5
 # The `config.model` fields the task reads (experiments/configs/s3d.py).
-MODEL_FIELDS = frozenset({
-    'num_classes', 'width_multiplier', 'min_channels', 'gating', 'head',
-    'dropout_rate', 'code_projection_channels', 'code_correlation_radius',
-    'code_correlation_only', 'stem_conv1_channels', 'stem_conv2_channels',
-    'stem_conv1_separable', 'stem_conv1_kernel'})
+MODEL_FIELDS = s3d_inputs.MODEL_FIELDS | {'head'}
 
 
 def check_model_config(m: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -84,27 +79,9 @@ def frozen_codec_for(config: ml_collections.ConfigDict) -> frozen.FrozenCodec:
       with_params=config.input == 'reconstructions')
 
 
-def code_stem(spatial_factor: int, conv1_channels: int,
-              conv2_channels: int, conv1_separable: bool,
-              conv1_kernel: Sequence[int]) -> s3d.StemConfig:
-  """The stem for codes at 1/`spatial_factor` of the pixel grid."""
-  # Only the ratio matters; 64 keeps the ceil divisions of the check exact.
-  return s3d.stem_for_input((1, 64, 64),
-                            (1, 64 * spatial_factor, 64 * spatial_factor),
-                            conv1_channels, conv2_channels, conv1_separable,
-                            conv1_kernel)
-
-
-def stem_from_config(model_config: ml_collections.ConfigDict,
-                     spatial_factor: int = 1) -> s3d.StemConfig:
-  """The stem of a resolved `config.model`, for inputs at 1/`spatial_factor`.
-
-  1 is pixels (RGB or decoded codes); codes pass their codec's factor.
-  """
-  return code_stem(spatial_factor, model_config.stem_conv1_channels,
-                   model_config.stem_conv2_channels,
-                   model_config.stem_conv1_separable,
-                   model_config.stem_conv1_kernel)
+# Shared with collaborative memory (cvision.models.s3d_inputs).
+code_stem = s3d_inputs.code_stem
+stem_from_config = s3d_inputs.stem_from_config
 
 
 # ---------------------------------------------------------------------------
@@ -169,18 +146,9 @@ def build_model(config: ml_collections.ConfigDict,
   1 is pixels (RGB or decoded codes); codes pass their codec's factor.
   """
   m = check_model_config(config.model)
-  codes = config.input == 'codes'
-  return s3d.S3D(
-      num_classes=m.num_classes, width_multiplier=m.width_multiplier,
-      min_channels=m.min_channels, gating=m.gating,
-      stem=stem_from_config(m, spatial_factor if codes else 1),
-      head=m.head, dropout_rate=m.dropout_rate,
-      # The code-input options read codes; pixels have none of them.
-      input_projection=m.code_projection_channels if codes else 0,
-      input_correlation=m.code_correlation_radius if codes else 0,
-      input_correlation_only=m.code_correlation_only and codes,
-      # S3D computes in its `dtype` whatever its parameters' dtype is.
-      dtype=precision.compute_dtype(config.train.compute_dtype))
+  return s3d_inputs.s3d_for_input(
+      m, config.input, spatial_factor=spatial_factor, head=m.head,
+      compute_dtype=config.train.compute_dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,9 +190,7 @@ def build(config: ml_collections.ConfigDict) -> S3DClassifier:
   frame_accuracy, frame_top5 (frame head). `evaluate` returns the same per
   video, `[B]`, and the video head a one-hot `confusion` `[B, C, C]`.
   """
-  input_type = config.input
-  if input_type not in INPUTS:
-    raise ValueError(f'config.input={input_type!r}: expected one of {INPUTS}.')
+  input_type = s3d_inputs.check_input(config.input)
   m = check_model_config(config.model)
   codec = frozen_codec_for(config) if input_type != 'rgb' else None
   augmentation = downstream.from_config(config.code_augment, codec=codec)
@@ -235,19 +201,9 @@ def build(config: ml_collections.ConfigDict) -> S3DClassifier:
   model = build_model(config, codec.spatial_factor if codec else 1)
   input_key = VIDEO_KEY if input_type == 'rgb' else CODES_KEY
   label_key = LABEL_KEY if m.head == 'video' else FRAME_LABELS_KEY
-  # A device constant, hoisted by jit as an argument: never a parameter, so
-  # neither the optimizer nor a checkpoint ever sees it.
-  codebook = jnp.asarray(codec.codebook) if codec is not None else None
-
-  def network_input(params, raw: jax.Array) -> jax.Array:
-    """The raw batch entry -> `[B, T, H, W, C]` in the compute dtype."""
-    dtype = precision.floating_dtype(params)
-    if input_type == 'rgb':
-      return precision.to_unit_float(raw, params)
-    if input_type == 'codes':
-      # embed_codes stops gradients into the codebook as well.
-      return code_embedding.embed_codes(codebook, raw, dtype)
-    return codec.decode(raw).astype(dtype)
+  network_input = s3d_inputs.network_input(
+      input_type, codebook=codec.codebook if codec is not None else None,
+      decode=codec.decode if input_type == 'reconstructions' else None)
 
   def init(rng, batch):
     # Only the input's shape matters: no decoder or lookup in the init graph.
