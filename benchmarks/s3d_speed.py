@@ -1,31 +1,27 @@
-r"""S3D on RGB against S3D on codes: forward and train-step time, memory.
+r"""S3D on RGB against S3D on a real codec's codes: train-step clips/s, memory.
 
-  python benchmarks/s3d_speed.py                    # CPU size
-  python benchmarks/s3d_speed.py --size=paper       # 32x256x256, batch 8
+  nice -n 10 python benchmarks/s3d_speed.py --size=paper   # 32x256x256, b1
+  python benchmarks/s3d_speed.py                           # 16x64x64, b2
 
-Inputs, one network each (paper App. E.1: only the stem's strides differ):
-  rgb      pixels `[B, T, H, W, 3]`;
-  codes/4  a 1/4 code grid, 1 codebook of 8192 x 256-d (CR ~30 at 256x256);
-  codes/4+proj  the same with a 1x1x1 projection to 32 channels before the
-           stem (`model.code_projection_channels`; not in the paper);
-  codes/16 a 1/16 code grid, 2 codebooks of 4096 x 128-d (CR 256 at 256x256);
-  codes/4 cpu30  a 1/4 code grid, 2 codebooks of 64 x 16-d (`codec.py:cpu30`,
-           CR 32 at 64x64), with S3D's separable first conv;
-  codes/4 cpu30 full  the same with one full 3x3x3 first conv, as the
-           codes preset has it (`model.stem_conv1_separable=False`);
-  codes/4 cpu30 corr  the same network reading only the cells' cosine
-           similarities with their 3x3 neighbours one step later
-           (`s3d.py:codes,motion`), computed on device from the codes.
-The code inputs include the on-device codebook lookup. Ratios are RGB time
-over codes time, measured in this run. Random weights and inputs: speed does
-not depend on training. Memory is XLA's compiled footprint (arguments +
-outputs + temporaries).
+Rows, one network each (paper App. E.1: only the stem differs):
+  rgb         pixels `[B, T, H, W, 3]`, S3D's stem;
+  codes       the code grid of `--codec_preset` (`experiments/configs/
+              codec.py`; paper size: `cr256`, CR 256, 32x16x16 x 2 codebooks
+              of 4096 x 128-d; cpu size: `cpu30`), grid from
+              `compression_rate.code_grid_shape` of the preset's model and
+              codebooks the shape its init gives; S3D's separable stem with
+              the strides the codec already applied dropped
+              (`s3d.stem_for_input`), as in the paper;
+  codes 3x3x3 the same with one full 3x3x3 first conv (`s3d.py:codes`).
+The code rows include the on-device codebook lookup. Train step: forward,
+backward, Adam, as `s3d.py` trains. Each round times every row once, in
+turn (`benchmarks/rounds.py`); the table prints the median over rounds with
+the spread, and the ratio of medians RGB over codes. Memory is XLA's
+footprint of the compiled train step (arguments + outputs + temporaries).
+Random weights and inputs: speed does not depend on training.
 """
-import functools
 import os
 import sys
-import time
-from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,82 +32,64 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import rounds as rounds_lib
 from cvision.models import code_embedding
-from cvision.models import s3d
+from cvision.projects.codec import compression_rate
+from cvision.projects.codec import task as codec_task
+from cvision.projects.s3d import task as s3d_task
+from experiments.configs import codec as codec_config
+from experiments.configs import s3d as s3d_config
 
 _SIZE = flags.DEFINE_enum('size', 'cpu', ['cpu', 'paper'], 'Input size.')
-_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per figure.')
+_BATCH = flags.DEFINE_integer('batch', 0, 'Batch (0: the size\'s default).')
+_ROUNDS = flags.DEFINE_integer('rounds', 5, 'Timed rounds.')
+_DTYPE = flags.DEFINE_string('compute_dtype', 'float32', 'S3D compute dtype '
+                             '(`s3d.py:paper` trains in bfloat16 on '
+                             'accelerators; no faster on a CPU).')
+_PRESET = flags.DEFINE_string('codec_preset', '', 'Codec preset whose code '
+                              'grid the code rows read (default: the '
+                              'size\'s).')
 
 SIZES = {
-    # name: ((T, H, W), batch, width multiplier)
-    'cpu': ((16, 64, 64), 4, 0.25),
-    'paper': ((32, 256, 256), 8, 1.0),
+    # name: ((T, H, W), batch, s3d.py preset, codec preset)
+    'cpu': ((16, 64, 64), 2, '', 'cpu30'),
+    'paper': ((32, 256, 256), 1, 'paper', 'cr256'),
 }
 
 
-class CodeInput(NamedTuple):
-  """A code input: its grid, codebooks and how the stem reads it."""
-  downsampling: int  # Spatial, pixels per code cell along a side.
-  codebooks: int  # N.
-  entries: int  # K.
-  dim: int  # D.
-  projection: int = 0  # 1x1x1 projection channels before the stem, or 0.
-  # One full first conv of this kernel, or None for S3D's separable 7x7x7.
-  full_kernel: tuple[int, int, int] | None = None
-  # > 0: the cells' correlations with neighbours this far away one step
-  # later are read instead of the embeddings.
-  correlation: int = 0
+def codec_codes(preset: str, thw):
+  """(grid, codebook shape [N, K, D], CR) of a codec preset at `thw`."""
+  model_config = codec_config.get_config(preset).model
+  grid = compression_rate.code_grid_shape(thw, model_config)
+  model = codec_task.build_model(model_config)
+  # Shapes only: the codebook's shape is what the codec's init makes.
+  variables = jax.eval_shape(lambda: model.init(
+      {'params': jax.random.PRNGKey(0), 'vq': jax.random.PRNGKey(1)},
+      jnp.zeros((1, *thw, 3), jnp.float32)))
+  books = codec_task.get_codebook(variables).shape
+  rate = compression_rate.compression_rate(
+      thw, grid, model_config.num_codebooks, model_config.codebook_size)
+  return grid, books, rate
 
 
-# name: CodeInput, or None for RGB.
-INPUTS = {'rgb': None, 'codes/4': CodeInput(4, 1, 8192, 256),
-          'codes/4+proj': CodeInput(4, 1, 8192, 256, projection=32),
-          'codes/16': CodeInput(16, 2, 4096, 128),
-          'codes/4 cpu30': CodeInput(4, 2, 64, 16),
-          'codes/4 cpu30 full': CodeInput(4, 2, 64, 16,
-                                          full_kernel=(3, 3, 3)),
-          'codes/4 cpu30 corr': CodeInput(4, 2, 64, 16, full_kernel=(3, 3, 3),
-                                          correlation=1)}
-
-
-def _time(fn, *args, repeats):
-  jax.block_until_ready(fn(*args))  # Compile and warm up.
-  start = time.perf_counter()
-  for _ in range(repeats):
-    out = fn(*args)
-  jax.block_until_ready(out)
-  return (time.perf_counter() - start) / repeats
-
-
-def _footprint_mib(jitted, *args) -> float:
-  analysis = jitted.lower(*args).compile().memory_analysis()
-  if analysis is None:
-    return float('nan')
-  return (analysis.argument_size_in_bytes + analysis.output_size_in_bytes
-          + analysis.temp_size_in_bytes) / 2**20
-
-
-def measure(name, thw, batch, width, repeats):
+def make_step(thw, batch, s3d_preset, books=None, grid=None,
+              full_conv1=False):
+  """(train step with no arguments, its compiled program, input shape)."""
   rng = np.random.default_rng(0)
-  t, h, w = thw
-  spec = INPUTS[name]
-  if spec is None:
-    stem, codebooks = s3d.StemConfig(), None
-    inputs = jnp.asarray(rng.random((batch, t, h, w, 3), np.float32))
+  config = s3d_config.get_config(s3d_preset or None)
+  config.model.num_classes = 400  # Kinetics-400's head.
+  config.train.compute_dtype = _DTYPE.value
+  if books is None:
+    model, codebooks = s3d_task.build_model(config), None
+    inputs = jnp.asarray(rng.random((batch, *thw, 3), np.float32))
   else:
-    grid = (t, h // spec.downsampling, w // spec.downsampling)
-    stem = s3d.stem_for_input(grid, thw,
-                              conv1_separable=spec.full_kernel is None,
-                              conv1_kernel=spec.full_kernel or (7, 7, 7))
-    codebooks = jnp.asarray(rng.normal(
-        size=(spec.codebooks, spec.entries, spec.dim)).astype(np.float32))
+    config.input = 'codes'
+    config.model.stem_conv1_separable = not full_conv1
+    config.model.stem_conv1_kernel = (3, 3, 3) if full_conv1 else (7, 7, 7)
+    model = s3d_task.build_model(config, thw[1] // grid[1])
+    codebooks = jnp.asarray(rng.normal(size=books).astype(np.float32))
     inputs = jnp.asarray(rng.integers(
-        0, spec.entries, (batch, *grid, spec.codebooks)).astype(np.uint16))
-  projection, correlation = (spec.projection, spec.correlation) if spec else (
-      0, 0)
-  model = s3d.S3D(num_classes=400, width_multiplier=width, stem=stem,
-                  input_projection=projection, input_correlation=correlation,
-                  input_correlation_only=correlation > 0)
+        0, books[1], (batch, *grid, books[0])).astype(np.uint16))
   labels = jnp.asarray(rng.integers(0, 400, (batch,)))
 
   def features(x):
@@ -122,10 +100,6 @@ def measure(name, thw, batch, width, repeats):
       jax.random.key(0, impl='rbg'), features(x), train=False))(inputs)
   tx = optax.adam(1e-3)
   opt_state = tx.init(variables['params'])
-
-  @jax.jit
-  def forward(variables, x):
-    return model.apply(variables, features(x), train=False)
 
   @jax.jit
   def train_step(variables, opt_state, x, y):
@@ -141,34 +115,39 @@ def measure(name, thw, batch, width, repeats):
     params = optax.apply_updates(variables['params'], step)
     return {**variables, **updates, 'params': params}, opt_state, loss
 
-  forward_s = _time(forward, variables, inputs, repeats=repeats)
-  step_fn = functools.partial(train_step, variables, opt_state)
-  step_s = _time(step_fn, inputs, labels, repeats=repeats)
-  return {
-      'input': name, 'shape': tuple(inputs.shape),
-      'forward_s': forward_s, 'step_s': step_s,
-      'clips_per_s': batch / step_s,
-      'forward_mib': _footprint_mib(forward, variables, inputs),
-      'step_mib': _footprint_mib(train_step, variables, opt_state, inputs,
-                                 labels),
-  }
+  args = (variables, opt_state, inputs, labels)
+  program = rounds_lib.compiled(train_step, *args)
+  return (lambda: program(*args)), program, tuple(inputs.shape)
 
 
 def main(argv):
   del argv
-  thw, batch, width = SIZES[_SIZE.value]
+  thw, batch, s3d_preset, preset = SIZES[_SIZE.value]
+  batch = _BATCH.value or batch
+  preset = _PRESET.value or preset
+  grid, books, rate = codec_codes(preset, thw)
   print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}); '
-        f'size {_SIZE.value}: {thw}, batch {batch}, width x{width}')
-  rows = [measure(name, thw, batch, width, _REPEATS.value) for name in INPUTS]
-  rgb = rows[0]
-  print('input | input shape | forward s | train step s | clips/s | '
-        'forward MiB | step MiB | RGB/input forward | RGB/input step')
-  for r in rows:
-    print(f"{r['input']} | {r['shape']} | {r['forward_s']:.3f} | "
-          f"{r['step_s']:.3f} | {r['clips_per_s']:.1f} | "
-          f"{r['forward_mib']:.0f} | {r['step_mib']:.0f} | "
-          f"{rgb['forward_s'] / r['forward_s']:.2f}x | "
-          f"{rgb['step_s'] / r['step_s']:.2f}x")
+        f'size {_SIZE.value}: {thw}, batch {batch}, s3d.py:{s3d_preset or "default"}'
+        f', {_DTYPE.value}; codes of '
+        f'codec.py:{preset}: grid {grid} x {books[0]} codebooks {books}, '
+        f'CR {rate:.1f}; {_ROUNDS.value} interleaved rounds; load '
+        f'{rounds_lib.load()}')
+  rows = {'rgb': make_step(thw, batch, s3d_preset),
+          'codes': make_step(thw, batch, s3d_preset, books, grid),
+          'codes 3x3x3': make_step(thw, batch, s3d_preset, books, grid,
+                                   full_conv1=True)}
+  timings = rounds_lib.interleaved(
+      {name: call for name, (call, _, _) in rows.items()}, _ROUNDS.value)
+  rgb = timings['rgb'].median
+  print('| input | input shape | train step s (median) | spread s | clips/s '
+        '| step GFLOP | step MiB | RGB / input |')
+  print('|---|---|---:|---:|---:|---:|---:|---:|')
+  for name, (_, program, shape) in rows.items():
+    t = timings[name]
+    print(f'| {name} | {shape} | {t.median:.3f} | {t.spread} | '
+          f'{batch / t.median:.2f} | {rounds_lib.gflop(program):.1f} | '
+          f'{rounds_lib.memory_mib(program):.0f} | {rgb / t.median:.2f}x |')
+  print(f'goal: codes >= 3x RGB clips/s; load at the end {rounds_lib.load()}')
 
 
 if __name__ == '__main__':
