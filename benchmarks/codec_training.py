@@ -56,6 +56,11 @@ ACCELERATOR_PEAKS = (
 )
 
 
+# moving_digits config of a preset -> its clips' (T, H, W).
+CLIP_SHAPES = {'tiny': (8, 32, 32), 'small': (16, 64, 64),
+               'paper': (32, 256, 256)}
+
+
 def cpu_matmul_tflops(size: int = 2048, calls: int = 5) -> float:
   """This CPU's float32 matmul rate, best of `calls`, in TFLOP/s."""
   x = jnp.ones((size, size), jnp.float32)
@@ -84,10 +89,10 @@ def device_peak_tflops() -> tuple[float, str]:
 def make_step(preset: str, batch: int, dtype: str):
   """(a train step with no arguments, its compiled program, clip shape)."""
   config = codec_config.get_config(preset)
-  t, h, w = (config.data.train_clip_frames or 32, 64, 64) if (
-      config.data.builder_kwargs.config == 'small') else (32, 256, 256)
-  batch = batch or (config.data.batch_size
-                    if config.data.builder_kwargs.config == 'small' else 1)
+  dataset = config.data.builder_kwargs.config
+  t, h, w = CLIP_SHAPES[dataset]
+  t = config.data.train_clip_frames or t
+  batch = batch or (1 if dataset == 'paper' else config.data.batch_size)
   config.train.compute_dtype = dtype or config.train.compute_dtype
   task = codec_task.build_task(config)
   mesh = sharding.make_mesh(config.mesh)

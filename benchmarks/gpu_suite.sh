@@ -8,7 +8,8 @@
 # OUT_DIR receives few files (suite.log, the tables, one grid PNG), so that a
 # machine which hands back only a handful of files returns all of them.
 # Each stage runs under its own time limit (seconds; override through the
-# environment: CODEC_LIMIT, AUG_LIMIT, AUG_EVAL_LIMIT, BENCH_LIMIT) and is
+# environment: CODEC_LIMIT, AUG_LIMIT, AUG_EVAL_LIMIT, BENCH_LIMIT,
+# INPUT_LIMIT) and is
 # skipped when what is left of the pass's budget (SUITE_BUDGET) would not
 # cover it. `timeout` sends SIGTERM first: the trainer then saves a
 # checkpoint and returns, so a codec cut short still leaves one for the
@@ -30,10 +31,15 @@ if [[ ${SUITE_SMOKE:-0} == 1 ]]; then
   dataset=tiny codec_preset=tiny,gpu30 aug_preset=tiny,crop
   codec_steps=${CODEC_STEPS:-4} aug_steps=${AUG_STEPS:-2}
   codec_batch=4 aug_batch=4 sizes=cpu s3d_size=cpu
+  codec_presets=tiny input_size=cpu
+  quick="--rounds=1" input_args="--clips=8 --seconds=0.5 --rounds=1"
+  prefetch_args="--frames=32 --rounds=1"
 else
   dataset=small codec_preset=gpu30 aug_preset=crop
   codec_steps=${CODEC_STEPS:-4000} aug_steps=${AUG_STEPS:-3000}
   codec_batch=16 aug_batch=32 sizes=cpu,paper s3d_size=paper
+  codec_presets=cpu,cr256 input_size=paper
+  quick="" input_args="--seconds=5 --rounds=3" prefetch_args="--frames=1024"
 fi
 
 # stage NAME LIMIT CMD...: runs CMD under LIMIT seconds, its output appended
@@ -80,9 +86,16 @@ bench_limit=${BENCH_LIMIT:-60}
 stage codec_throughput $bench_limit "$python" benchmarks/codec_throughput.py \
     --sizes=$sizes
 stage augmenter_cost $bench_limit "$python" benchmarks/augmenter_cost.py \
-    --sizes=$sizes
+    --sizes=$sizes $quick
 stage s3d_speed $bench_limit "$python" benchmarks/s3d_speed.py \
-    --size=$s3d_size
+    --size=$s3d_size $quick
+stage codec_training $bench_limit "$python" benchmarks/codec_training.py \
+    --presets=$codec_presets $quick
+stage encode_prefetch $bench_limit "$python" benchmarks/encode_prefetch.py \
+    $prefetch_args
+stage input_throughput ${INPUT_LIMIT:-150} "$python" \
+    benchmarks/input_throughput.py --size=$input_size $input_args \
+    --workdir="$runs/input"
 
 # The few files worth bringing back.
 cp "$codec_dir/metrics.jsonl" "$out/codec_metrics.jsonl" 2>/dev/null

@@ -8,7 +8,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 _SUITE = os.path.join(_ROOT, 'benchmarks', 'gpu_suite.sh')
 _STAGES = ('environment', 'dataset', 'codec_train', 'aug_train', 'aug_eval',
-           'codec_throughput', 'augmenter_cost', 's3d_speed')
+           'codec_throughput', 'augmenter_cost', 's3d_speed',
+           'codec_training', 'encode_prefetch', 'input_throughput')
 
 
 def _run(tmp_path, **env):
@@ -33,7 +34,8 @@ def test_stages_that_the_budget_cannot_cover_are_skipped(tmp_path):
 @pytest.mark.slow
 def test_tiny_pass_runs_every_stage_and_brings_back_the_report(tmp_path):
   out, log = _run(tmp_path, SUITE_BUDGET='3000', CODEC_LIMIT='600',
-                  AUG_LIMIT='600', AUG_EVAL_LIMIT='600', BENCH_LIMIT='600')
+                  AUG_LIMIT='600', AUG_EVAL_LIMIT='600', BENCH_LIMIT='600',
+                  INPUT_LIMIT='600')
   for stage in _STAGES:
     assert f'== {stage}: exit 0 after' in log, log[-3000:]
   assert {'suite.log', 'codec_metrics.jsonl', 'aug_metrics.jsonl',
