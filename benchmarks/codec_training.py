@@ -44,6 +44,9 @@ _PRESETS = flags.DEFINE_list('presets', ['cpu'], 'codec.py presets.')
 _BATCH = flags.DEFINE_integer('batch', 0, 'Batch (0: the preset\'s own at '
                               'CPU presets, 1 at the paper presets).')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Timed rounds.')
+_WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed steps first (the step '
+                               'is compiled ahead; 0 saves a paper-size '
+                               'step of minutes on a CPU).')
 _DTYPE = flags.DEFINE_string('compute_dtype', '', 'Compute dtype (default: '
                              'float32 on a CPU, where bf16 is no faster, '
                              'else the preset\'s).')
@@ -128,7 +131,8 @@ def main(argv):
         f'interleaved rounds; load {rounds_lib.load()}')
   rows = {p: make_step(p, _BATCH.value, dtype) for p in _PRESETS.value}
   timings = rounds_lib.interleaved(
-      {p: call for p, (call, _, _, _) in rows.items()}, _ROUNDS.value)
+      {p: call for p, (call, _, _, _) in rows.items()}, _ROUNDS.value,
+      warmup=_WARMUP.value)
   accel = ' | '.join(f'{n} s at 100% / 40% MFU' for n, _, _ in
                      ACCELERATOR_PEAKS)
   print(f'| preset | clips (B, T, H, W) | dtype | step s (median) | spread s '
