@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+from array_record.python import array_record_module
 
 from experiments import three_routes
 from tests.conftest import REPO_ROOT
@@ -18,19 +19,31 @@ def _write(path, payload):
 
 
 def _dataset(root, name, split_bytes):
-  """A TFDS-like directory: `split_bytes` = {split: (videos, file bytes)}."""
+  """A TFDS-like directory: `split_bytes` = {split: (videos, record bytes)}.
+
+  Each video is one record of `record bytes / videos` bytes in an
+  array_record file, which pads it to its block size on disk.
+  """
   os.makedirs(root, exist_ok=True)
   splits = []
   for split, (videos, size) in split_bytes.items():
-    with open(os.path.join(root, f'{name}-{split}.array_record-00000-of-00001'),
-              'wb') as f:
-      f.write(b'\0' * size)
+    writer = array_record_module.ArrayRecordWriter(
+        os.path.join(root, f'{name}-{split}.array_record-00000-of-00001'),
+        'group_size:1')
+    for _ in range(videos):
+      writer.write(b'x' * (size // videos))
+    writer.close()
     splits.append({'name': split, 'shardLengths': [str(videos)],
                    'numBytes': '1'})
   _write(os.path.join(root, 'dataset_info.json'),
          {'name': name, 'splits': splits})
   _write(os.path.join(root, 'features.json'), '{"x": "metadata, not data"}')
   return root
+
+
+def _disk_bytes(root):
+  return sum(os.path.getsize(os.path.join(root, f)) for f in os.listdir(root)
+             if '.array_record-' in f)
 
 
 def _metrics(workdir, rates):
@@ -42,10 +55,10 @@ def _metrics(workdir, rates):
 
 @pytest.fixture
 def runs(tmp_path):
-  # The same 10 videos, as pixels (3 train, 1 per eval split), codes, MPEG.
+  # The same 10 videos (8 train, 2 test) as pixels, codes and MPEG.
   pixels = _dataset(str(tmp_path / 'data' / 'moving_digits' / 'tiny' /
                         '1.0.0'), 'moving_digits',
-                    {'train': (8, 8000), 'test': (2, 2000)})
+                    {'train': (8, 8000), 'test': (2, 2000)})  # 1000 each.
   # An older version is not the one a build reads.
   _dataset(str(tmp_path / 'data' / 'moving_digits' / 'tiny' / '0.9.0'),
            'moving_digits', {'train': (1, 1)})
@@ -87,16 +100,20 @@ def runs(tmp_path):
       'task': 'mpeg_stm', 'data': {'dataset_dir': mpeg}})
   _write(os.path.join(stm, 'eval', 'mpeg_stm_test.json'),
          {'top1': 0.25, 'energy_j': 3.5e-5})
-  return rgb, cm, stm, codec
+  disk = {name: _disk_bytes(root) / 10
+          for name, root in (('rgb', pixels), ('codes', codes),
+                             ('mpeg', mpeg))}
+  return rgb, cm, stm, disk
 
 
 def test_rows_hold_the_runs_recorded_values(runs):
-  rgb, cm, stm, _ = runs
+  rgb, cm, stm, disk = runs
   rgb_row = three_routes.gather_run(rgb, 'test')
   assert rgb_row['route'] == 'rgb' and rgb_row['model'] == 'S3D'
   assert rgb_row['top1'] == {'1': 0.5, '2': 0.55, '4': 0.625}
-  # 10000 bytes of data files over 10 videos; metadata not counted.
-  assert rgb_row['bytes_per_video'] == 1000
+  # 10000 bytes of records in 10 videos; on disk array_record's blocks.
+  assert rgb_row['payload_bytes_per_video'] == 1000
+  assert rgb_row['bytes_per_video'] == disk['rgb'] > 1000
   assert rgb_row['dataset_dir'].endswith('1.0.0')
   assert rgb_row['input_examples_per_s'] == 123.4
   assert rgb_row['train_step_s'] == pytest.approx(0.25)
@@ -105,7 +122,8 @@ def test_rows_hold_the_runs_recorded_values(runs):
   cm_row = three_routes.gather_run(cm, 'test')
   assert cm_row['route'] == 'codes' and cm_row['model'] == 'S3D + CM'
   assert cm_row['top1'] == {'4': 0.75}
-  assert cm_row['bytes_per_video'] == 50
+  assert cm_row['payload_bytes_per_video'] == 50
+  assert cm_row['bytes_per_video'] == disk['codes']
   assert cm_row['train_step_s'] == pytest.approx(2.0)
   assert 'one logged interval: compile included' in cm_row['notes']
   assert 'input rate not measured' in cm_row['notes']
@@ -114,27 +132,30 @@ def test_rows_hold_the_runs_recorded_values(runs):
 
   stm_row = three_routes.gather_run(stm, 'test')
   assert stm_row['route'] == 'mpeg' and stm_row['top1'] == {'1': 0.25}
-  assert stm_row['bytes_per_video'] == 200
+  assert stm_row['payload_bytes_per_video'] == 200
+  assert stm_row['bytes_per_video'] == disk['mpeg']
   assert stm_row['energy_j'] == 3.5e-5
   assert stm_row['train_step_s'] is None
   assert 'no metrics.jsonl' in stm_row['notes']
 
 
 def test_table_json_and_plot_are_written(runs, tmp_path):
-  rgb, cm, stm, _ = runs
+  rgb, cm, stm, disk = runs
   out = str(tmp_path / 'out')
   result = three_routes.gather([rgb, cm, stm], out)
   lines = result['table'].splitlines()
   assert lines[0].startswith('| run | route | model | top-1 1 clip (%) | '
-                             'top-1 4 clips (%) | bytes / video |')
+                             'top-1 4 clips (%) | bytes / video on disk | '
+                             'payload bytes / video |')
   assert lines[2].startswith(
-      '| s3d_rgb | pixels | S3D | 50.0 | 62.5 | 1,000 | 123.4 | 250.0 | - '
-      '| - |')
+      f"| s3d_rgb | pixels | S3D | 50.0 | 62.5 | {disk['rgb']:,.0f} | 1,000 | "
+      '123.4 | 250.0 | - | - |')
   assert lines[3].startswith(
-      '| cm_codes | neural codes | S3D + CM | - | 75.0 | 50 | - | 2000.0 | '
-      '- | 15 |')
+      f"| cm_codes | neural codes | S3D + CM | - | 75.0 | {disk['codes']:,.0f} "
+      '| 50 | - | 2000.0 | - | 15 |')
   assert lines[4].startswith(
-      '| mpeg | MPEG stream | STM | 25.0 | - | 200 | - | - | 35.0 | - |')
+      f"| mpeg | MPEG stream | STM | 25.0 | - | {disk['mpeg']:,.0f} | 200 | - "
+      '| - | 35.0 | - |')
   with open(os.path.join(out, 'three_routes_test.md')) as f:
     assert f.read() == result['table'] + '\n'
   with open(os.path.join(out, 'three_routes_test.json')) as f:
