@@ -31,6 +31,7 @@ from sklearn import linear_model
 
 from cvision.core import warm_start
 from cvision.projects.collab_memory import task as collab_memory
+from experiments.configs import collab_memory as cm_configs
 from cvision.projects.s3d import task as s3d_classification
 from data_pipelines import build
 from data_pipelines.generated import moving_digits
@@ -64,9 +65,14 @@ def load_pooled_features(workdir: str) -> Callable[[np.ndarray], np.ndarray]:
         f'{workdir} is a {config.get("task")!r} run (input '
         f'{config.get("input")!r}); the probe reads the S3D of an RGB '
         '`s3d_classification` run or of a `collab_memory` run.')
+  saved = config
   config = ml_collections.ConfigDict(config)
   # The run's own S3D, built as its task builds it, without the head.
   if config.task == collab_memory.NAME:
+    # CM runs from before the code inputs saved fewer model fields: the
+    # config file's defaults (RGB) fill what they lack.
+    config = cm_configs.get_config()
+    config.update(ml_collections.ConfigDict(saved))
     model = collab_memory.build_backbone(config)
   else:
     model = s3d_classification.build_model(config).clone(head='none')

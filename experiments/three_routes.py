@@ -2,7 +2,7 @@ r"""Pixels, neural codes or the MPEG stream: one table of the three routes.
 
   python experiments/three_routes.py --out=runs/three_routes \
       --runs=runs/s3d_rgb,runs/s3d_codes,runs/s3d_codes_motion,runs/mpeg \
-      [--split=test] [--measure_input_batches=20]
+      [--eval_split=test] [--measure_input_batches=20]
 
 Gathers, for each run directory given (an S3D, collaborative-memory or MPEG
 model run of `experiments/main.py`), what its own files recorded:
@@ -376,7 +376,7 @@ def gather(workdirs: Sequence[str], out_dir: str,
 
 _RUNS = flags.DEFINE_list('runs', [], 'Run directories to compare.')
 _OUT = flags.DEFINE_string('out', None, 'Where the table and plot go.')
-_SPLIT = flags.DEFINE_string('split', 'test', 'The evaluated split.')
+_SPLIT = flags.DEFINE_string('eval_split', 'test', 'The evaluated split.')
 _MEASURE = flags.DEFINE_integer(
     'measure_input_batches', 0, '> 0: first time this many batches of each '
     "run's training input pipeline (eval/input_rate.json).")
