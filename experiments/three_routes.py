@@ -331,10 +331,11 @@ def best_top1(row: Mapping[str, Any]) -> float | None:
 
 def plot(rows: Sequence[Mapping[str, Any]], path: str, title: str) -> None:
   """Top-1 against bytes per video and against train-step time."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+  # A Figure, not pyplot: no display needed, and the caller's backend is
+  # left as it was.
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  fig = figure.Figure(figsize=(10, 5))
+  axes = fig.subplots(1, 2)
   for ax, key, scale, label in (
       (axes[0], 'bytes_per_video', 1.0, 'bytes on disk per video'),
       (axes[1], 'train_step_s', 1e3, 'train step (ms)')):
@@ -354,7 +355,6 @@ def plot(rows: Sequence[Mapping[str, Any]], path: str, title: str) -> None:
   fig.suptitle(title, fontsize=9)
   fig.tight_layout(rect=(0, 0.15, 1, 1))
   fig.savefig(path, dpi=120)
-  plt.close(fig)
 
 
 def gather(workdirs: Sequence[str], out_dir: str,

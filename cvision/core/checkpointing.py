@@ -190,7 +190,10 @@ def read_saved_variables(
         f'No checkpoints in {directory}: {workdir!r} must be the --workdir '
         'of a trained run.')
   manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      # Stating what read_only implies keeps Orbax from warning about it on
+      # every load.
+      directory, options=ocp.CheckpointManagerOptions(
+          read_only=True, save_interval_steps=0, create=False),
       item_handlers={'state': ocp.PyTreeCheckpointHandler(),
                      'model': ocp.JsonCheckpointHandler()})
   try:

@@ -69,17 +69,26 @@ class ProgressLogger:
       self._jsonl.close()
 
 
+# Warnings that state what was asked for, not a problem: Orbax warns on every
+# read-only CheckpointManager, which is how every frozen model is loaded.
+_EXPECTED_WARNINGS = ('Given directory is read only',)
+
+
 class _DropLibraryInfo(std_logging.Filter):
-  """Drops INFO and DEBUG records logged from inside the named libraries."""
+  """Drops INFO, DEBUG and expected warnings logged by the named libraries."""
 
   def __init__(self, path_parts):
     super().__init__()
     self._parts = tuple(path_parts)
 
   def filter(self, record):
-    if record.levelno >= std_logging.WARNING:
+    if not any(part in record.pathname for part in self._parts):
       return True
-    return not any(part in record.pathname for part in self._parts)
+    if record.levelno >= std_logging.ERROR:
+      return True
+    if record.levelno >= std_logging.WARNING:
+      return not str(record.msg).startswith(_EXPECTED_WARNINGS)
+    return False
 
 
 def quiet_library_logs(libraries=('orbax', 'tensorstore', 'grain',

@@ -11,10 +11,9 @@ import fractions
 import os
 from typing import Iterable, Mapping, Optional, Sequence
 
-import matplotlib
-
-matplotlib.use('Agg')  # Files only; no display on training machines.
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+# A Figure, not pyplot: it draws to files on machines with no display and
+# leaves the backend of whoever imports this (a notebook's inline one) alone.
+from matplotlib import figure
 import numpy as np
 from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -74,7 +73,8 @@ def plot_rate_distortion(rows: Iterable[Mapping], path: str,
   curves = collections.defaultdict(list)
   for r in rows:
     curves[str(r['codec'])].append((r['cr'], r[metric]))
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  fig = figure.Figure(figsize=(6, 4), dpi=120)
+  ax = fig.subplots()
   for name, points in sorted(curves.items()):
     points.sort()
     ax.plot(*zip(*points), marker='o', label=name)
@@ -87,7 +87,6 @@ def plot_rate_distortion(rows: Iterable[Mapping], path: str,
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path)
-  plt.close(fig)
   return path
 
 
