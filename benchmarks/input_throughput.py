@@ -18,7 +18,10 @@ reader threads, its host and device prefetch, sharded arrays on the device):
                 Kinetics user decodes 320 px files to 256;
   rgb           the TFDS array_record dataset of uint8 frames;
   codes         a code dataset (`--mode=encode`'s format) of the grid and
-                dtype of `codec.py:cpu` (64 px) or `codec.py:cr256` (256 px).
+                dtype of `codec.py:cpu` (64 px) or `codec.py:cr256` (256 px),
+                zlib-compressed (`encode.code_storage='raw'`);
+  codes (entropy)  the same codes entropy-coded (`code_storage='entropy'`),
+                decoded in the reader threads.
 
 Timing: per round, each source in turn gets a fresh iterator, a warm-up
 batch, then `host + device prefetch` batches drained (what its buffers held
@@ -27,7 +30,9 @@ clips over that time; the table prints the median over `--rounds`, with the
 spread. The iterator is closed before the next source runs. Without
 --codes_dir the codes are random integers of the codec's grid and dtype
 (written by `code_dataset.write_code_dataset`): reading speed depends on
-their shape and dtype, not on what they say. Bytes: on disk per clip, and
+their shape and dtype, not on what they say (random codes do not shrink
+under entropy coding, so their bytes/clip is an upper bound; a trained
+codec's are in docs/results/codec.md). Bytes: on disk per clip, and
 per clip as an array on the device (what its input bus carries), times the
 measured clips/s.
 """
@@ -80,6 +85,10 @@ _WORKDIR = flags.DEFINE_string(
 _CODES_DIR = flags.DEFINE_string(
     'codes_dir', '', 'An existing code dataset (a codec --mode=encode '
     'output) to read instead of random codes.')
+_ENTROPY_CODES_DIR = flags.DEFINE_string(
+    'entropy_codes_dir', '', 'The same codes written with '
+    '--config.encode.code_storage=entropy (default: random codes, '
+    'entropy-coded).')
 
 # size: (moving_digits builder config, codec preset of the codes, clips)
 SIZES = {
@@ -180,7 +189,7 @@ class RealClips:
 
 
 def write_random_codes(builder, preset: str, output_dir: str,
-                       clips: int) -> str:
+                       clips: int, code_storage: str = 'raw') -> str:
   """A code dataset of the first `clips` train clips: random codes."""
   if os.path.exists(os.path.join(output_dir, 'dataset_info.json')):
     return output_dir
@@ -204,7 +213,8 @@ def write_random_codes(builder, preset: str, output_dir: str,
       encode=lambda v: rng.integers(0, model_config.codebook_size,
                                     (len(v), *code_shape)).astype(dtype),
       code_shape=code_shape, code_dtype=dtype,
-      metadata={'random_codes_of_preset': preset}, batch_size=8)
+      metadata={'random_codes_of_preset': preset}, batch_size=8,
+      code_storage=code_storage)
   return output_dir
 
 
@@ -252,8 +262,12 @@ def run(workdir: str):
         None, read_size=(side, side))
   codes_dir = _CODES_DIR.value or write_random_codes(
       builder, codec_preset, os.path.join(workdir, 'codes', name), clips)
-  codes = FirstExamples(sources.load_source(
-      ml_collections.ConfigDict({'dataset_dir': codes_dir}), 'train'), clips)
+  entropy_dir = _ENTROPY_CODES_DIR.value or write_random_codes(
+      builder, codec_preset, os.path.join(workdir, 'entropy_codes', name),
+      clips, code_storage='entropy')
+  codes, entropy_codes = (FirstExamples(sources.load_source(
+      ml_collections.ConfigDict({'dataset_dir': d}), 'train'), clips)
+                          for d in (codes_dir, entropy_dir))
 
   # The fix in numbers: one clip, the project's reader against a per-frame
   # conversion, interleaved (data_pipelines.decode_timing).
@@ -272,7 +286,9 @@ def run(workdir: str):
                                   mp4_resize.bytes_per_clip()),
       **{n: (m, 'video', m.bytes_per_clip()) for n, m in real.items()},
       'rgb (TFDS)': (rgb, 'video', _bytes_per_clip(str(builder.data_dir))),
-      'codes': (codes, 'codes', _bytes_per_clip(codes_dir))}
+      'codes': (codes, 'codes', _bytes_per_clip(codes_dir)),
+      'codes (entropy)': (entropy_codes, 'codes',
+                          _bytes_per_clip(entropy_dir))}
   rates = {name: [] for name in table}
   for _ in range(_ROUNDS.value):
     for name, (source, key, _) in table.items():
