@@ -230,6 +230,7 @@ def sweep(videos: Sequence[np.ndarray],
           jpeg_qualities: Sequence[int] = DEFAULT_JPEG_QUALITIES,
           mpeg4_bitrates: Sequence[int] = DEFAULT_MPEG4_BITRATES,
           x264_crfs: Sequence[float] = DEFAULT_X264_CRFS, *,
+          mpeg4_qscales: Sequence[int] = (),
           x265_crfs: Sequence[float] = (),
           av1_crfs: Sequence[float] = (),
           jpeg_options: Optional[dict] = None,
@@ -240,6 +241,9 @@ def sweep(videos: Sequence[np.ndarray],
     videos: `[T, H, W, 3]` uint8 videos (or a `[B, T, H, W, 3]` array).
     jpeg_qualities, mpeg4_bitrates, x264_crfs: settings to sweep (empty to
       skip a codec).
+    mpeg4_qscales: MPEG-4 part 2 at a fixed quantiser (2..31). Its rate
+      control stops lowering the rate on short clips (a floor far above the
+      bit rate asked for), so its highest CRs are reached only this way.
     x265_crfs, av1_crfs: H.265 (libx265, crf 0..51) and AV1 (libsvtav1, crf
       1..63) settings; skipped when this PyAV build lacks the encoder.
     jpeg_options: extra keyword arguments of `jpeg_roundtrip`.
@@ -257,6 +261,8 @@ def sweep(videos: Sequence[np.ndarray],
           for q in jpeg_qualities]
   runs += [('mpeg4', f'b={b}', lambda v, b=b: mpeg_roundtrip(
       v, 'mpeg4', bitrate=b, **mpeg_options)) for b in mpeg4_bitrates]
+  runs += [('mpeg4', f'q={q}', lambda v, q=q: mpeg_roundtrip(
+      v, 'mpeg4', qscale=q, **mpeg_options)) for q in mpeg4_qscales]
   runs += [('libx264', f'crf={c}', lambda v, c=c: mpeg_roundtrip(
       v, 'libx264', crf=c, **mpeg_options)) for c in x264_crfs]
   for codec, crfs in (('libx265', x265_crfs), ('libsvtav1', av1_crfs)):

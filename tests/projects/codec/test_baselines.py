@@ -118,6 +118,18 @@ def test_sweep_rows():
   assert rows[0]['psnr'] > rows[1]['psnr'] and rows[0]['cr'] < rows[1]['cr']
 
 
+def test_mpeg4_fixed_quantiser_reaches_rates_its_rate_control_does_not():
+  video = _video()
+  rows = list(baselines.sweep([video], jpeg_qualities=(),
+                              mpeg4_bitrates=(1_000,), x264_crfs=(),
+                              mpeg4_qscales=(31, 4)))
+  assert [(r['codec'], r['setting']) for r in rows] == [
+      ('mpeg4', 'b=1000'), ('mpeg4', 'q=31'), ('mpeg4', 'q=4')]
+  rate_controlled, coarsest, finest = rows
+  assert coarsest['cr'] > rate_controlled['cr']
+  assert coarsest['cr'] > finest['cr'] and coarsest['psnr'] < finest['psnr']
+
+
 @pytest.mark.parametrize('codec', ['libx265', 'libsvtav1'])
 def test_h265_and_av1_rates_grow_with_crf_as_quality_drops(codec):
   if codec not in av.codecs_available:
