@@ -63,7 +63,7 @@ def main(argv):
                          f'{config.task!r}; choose from {sorted(modes)}.')
   logging.info('%s on %d %s device(s), %d process(es).', _MODE.value,
                jax.device_count(), jax.default_backend(), jax.process_count())
-  with distributed.exit_at_once_on_error():
+  with distributed.exit_at_once_on_error(user_errors.report_in_process):
     result = modes[_MODE.value](config, _WORKDIR.value)
   if isinstance(result, dict) and result.get('preempted'):
     sys.exit(EXIT_PREEMPTED)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ast
 import sys
+import traceback
 from typing import Callable, Sequence
 
 from absl import app
 from absl import flags
+import jax
 
 from cvision.core import checkpointing
 from cvision.core import trainer
@@ -81,6 +83,23 @@ def _fail(error: BaseException, code: int, argv: Sequence[str]) -> None:
   print(f'error ({name}): {message(error)}', file=sys.stderr)
   print('(--show_traceback for the full traceback)', file=sys.stderr)
   sys.exit(code)
+
+
+def report_in_process(error: BaseException) -> None:
+  """Prints `error` as `_fail` would, for a process that must exit at once.
+
+  In a multi-process run (`distributed.exit_at_once_on_error`) the process
+  cannot raise to `run`: the message names the process, and a bug (or
+  `--show_traceback`) keeps its traceback.
+  """
+  where = f'process {jax.process_index()} of {jax.process_count()}'
+  if isinstance(error, USER_ERRORS) and not _wants_traceback(sys.argv):
+    print(f'error ({type(error).__name__}) in {where}: {message(error)}',
+          file=sys.stderr)
+    print('(--show_traceback for the full traceback)', file=sys.stderr)
+  else:
+    print(f'error in {where}:', file=sys.stderr)
+    traceback.print_exception(error)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ import contextlib
 import os
 import sys
 import traceback
+from typing import Callable
 
 import jax
 
@@ -55,21 +56,31 @@ def initialize(coordinator_address: str | None = None,
                              process_id=process_id)
 
 
+def _print_traceback(error: BaseException) -> None:
+  traceback.print_exception(error)
+
+
 @contextlib.contextmanager
-def exit_at_once_on_error():
+def exit_at_once_on_error(
+    report: Callable[[BaseException], None] = _print_traceback):
   """In a multi-process run, an error ends this process now, exit code 1.
 
   A Python exit waits in `jax.distributed.shutdown` for every other process
   (minutes), and they wait in their next collective for this one: a launcher
   or scheduler would see no exit code until the heartbeat timeout. Exiting
   at once lets it stop the run.
+
+  Args:
+    report: prints the error before the exit (default: its traceback; the
+      binary passes its one-line user messages). With one process the error
+      is raised as usual and `report` is not called.
   """
   try:
     yield
-  except (Exception, KeyboardInterrupt):  # pylint: disable=broad-except
+  except (Exception, KeyboardInterrupt) as error:  # pylint: disable=broad-except
     if jax.process_count() == 1:
       raise
-    traceback.print_exc()
+    report(error)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)  # pylint: disable=protected-access

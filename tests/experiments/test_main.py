@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import re
+import sys
 
 from tests.conftest import main_args, run_main
 
@@ -72,3 +73,21 @@ def test_user_errors_are_one_line_and_a_hint_without_a_traceback(tmp_path,
                              '--config.train.stepz=5', '--show_traceback'),
                    check=False)
   assert asked.returncode != 0 and 'Traceback' in asked.stderr
+
+
+def test_an_error_in_a_multi_process_run_is_one_line_per_process(tmp_path,
+                                                                 data_dir):
+  from cvision.core import local_cluster  # pylint: disable=g-import-not-at-top
+  from tests.conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  command = [sys.executable, os.path.join(REPO_ROOT, 'experiments', 'main.py'),
+             '--jax_distributed', *main_args(AE_TINY, str(tmp_path / 'empty'),
+                                             data_dir, '--mode=eval')]
+  result = local_cluster.launch(command, num_processes=2,
+                                devices_per_process=1, timeout=120,
+                                output=None, grace_s=2)
+  assert not result.timed_out and result.exit_codes == [1, 1], result.logs
+  for index, log in enumerate(result.logs):
+    assert 'Traceback' not in log, log
+    errors = [line for line in log.splitlines() if line.startswith('error')]
+    assert len(errors) == 1 and 'No checkpoint in' in errors[0], log
+    assert f'in process {index} of 2' in errors[0]
