@@ -27,7 +27,6 @@ The codec must be the one imported from the same file (its
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -37,7 +36,6 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from cvision.core import checkpointing
 from cvision.core import metric_logging
@@ -51,53 +49,25 @@ from cvision.projects.augmenter.release import config as release_config
 from cvision.projects.augmenter.release import network
 from cvision.projects.codec import frozen as frozen_codec
 # The release file format is the codec's reader: one allow-list for both.
+from cvision.projects.codec.release import release_file
 from cvision.projects.codec.release import safe_pickle
-
-_MAX_LISTED = 8
 
 
 class ReleaseAugmenterImportError(ValueError):
   """A release file's augmentation network does not fit the release's code."""
 
 
-def _listed(items) -> str:
-  items = sorted(items)
-  return ', '.join(items[:_MAX_LISTED]) + (
-      f' ... ({len(items)} in all)' if len(items) > _MAX_LISTED else '')
+def _tree(tree: Any, what: str) -> release_file.HaikuTree:
+  return release_file.HaikuTree(tree, what, error=ReleaseAugmenterImportError,
+                                network='the release augmentation network')
 
 
-class _HaikuTree:
-  """A Haiku `{module: {name: array}}` tree that records what is taken."""
-
-  def __init__(self, tree: Any, what: str):
-    tree = {} if tree is None else tree
-    if not isinstance(tree, Mapping) or not all(
-        isinstance(v, Mapping) for v in tree.values()):
-      raise ReleaseAugmenterImportError(
-          f'{what} is not a Haiku tree {{module path: {{name: array}}}}.')
-    self._tree = tree
-    self._what = what
-    self._taken: set[tuple[str, str]] = set()
-
-  def take(self, module: str, name: str) -> np.ndarray:
-    try:
-      value = self._tree[module][name]
-    except KeyError:
-      raise ReleaseAugmenterImportError(
-          f'{self._what} lacks {module!r}/{name!r}, which the release '
-          'augmentation network of this config has.') from None
-    self._taken.add((module, name))
-    return np.asarray(value)
-
-  def left_over(self) -> list[str]:
-    return [f'{m}/{n}' for m, names in self._tree.items() for n in names
-            if (m, n) not in self._taken]
 
 
 def position_shape(augm_params: Mapping[str, Any], prefix: str,
                    path: str) -> tuple[int, int, int]:
   """`(frames, cells, 2C)` of the position table, the training code grid."""
-  table = _HaikuTree(augm_params, f'The augm_params of {path}').take(
+  table = _tree(augm_params, f'The augm_params of {path}').take(
       f'{prefix}/transformer_xl', 'position_embedding')
   if table.ndim != 3 or table.shape[-1] % 2:
     raise ReleaseAugmenterImportError(
@@ -122,8 +92,8 @@ def convert_variables(augm_params: Mapping[str, Any],
   Raises:
     ReleaseAugmenterImportError: naming an array missing or left over.
   """
-  hk_params = _HaikuTree(augm_params, f'The augm_params of {path}')
-  hk_state = _HaikuTree(augm_state, f'The augm_state of {path}')
+  hk_params = _tree(augm_params, f'The augm_params of {path}')
+  hk_state = _tree(augm_state, f'The augm_state of {path}')
   out: dict[str, Any] = {}
 
   def linear(module, with_bias=True):  # Haiku's `w` is Flax's [in, out].
@@ -165,7 +135,7 @@ def convert_variables(augm_params: Mapping[str, Any],
   if left:
     raise ReleaseAugmenterImportError(
         f'{path} holds augmentation arrays the release network of its own '
-        f'augm_config does not use: {_listed(left)}.')
+        f'augm_config does not use: {release_file.listed(left)}.')
   return {'params': out}
 
 
@@ -198,12 +168,6 @@ def check_variables(model: network.ReleaseAugmentationNetwork,
         'of its augm_config:\n  - ' + '\n  - '.join(problems))
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def _has_run(workdir: str) -> bool:
@@ -295,7 +259,7 @@ def import_release_augmenter(pickle_path: str, workdir: str,
         f'{pt.param_dim(family)} ({pt.PARAM_NAMES[family]}). The release '
         "network is a flip: use the augmenter config's 'flip' preset.")
   check_variables(model, variables, param_dim, latent_channels, pickle_path)
-  sha256 = _sha256(pickle_path)
+  sha256 = release_file.file_sha256(pickle_path)
   codec = _check_codec(base_config.codec.workdir, sha256, latent_channels,
                        pickle_path)
 

@@ -21,7 +21,6 @@ separately, into an augmenter workdir that reads this codec
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, Mapping
 
@@ -41,13 +40,15 @@ from cvision.projects.codec import compression_rate as cr_lib
 from cvision.projects.codec import task as codec_task
 from cvision.projects.codec.release import config as release_config
 from cvision.projects.codec.release import network
+from cvision.projects.codec.release import release_file
 from cvision.projects.codec.release import safe_pickle
-
-_MAX_LISTED = 8
-
 
 class ReleaseImportError(ValueError):
   """A release file's contents do not fit the release's network."""
+
+
+def _tree(tree: Any, what: str) -> release_file.HaikuTree:
+  return release_file.HaikuTree(tree, what, error=ReleaseImportError)
 
 
 def _get(tree: Any, path: str, what: str) -> Any:
@@ -69,40 +70,7 @@ def release_model_kwargs(release: Mapping[str, Any], path: str) -> dict:
   return dict(kwargs)
 
 
-def _listed(items) -> str:
-  items = sorted(items)
-  return ', '.join(items[:_MAX_LISTED]) + (
-      f' ... ({len(items)} in all)' if len(items) > _MAX_LISTED else '')
 
-
-class _HaikuTree:
-  """A Haiku `{module: {name: array}}` tree that records what is taken."""
-
-  def __init__(self, tree: Mapping[str, Mapping[str, Any]], what: str):
-    if not isinstance(tree, Mapping) or not all(
-        isinstance(v, Mapping) for v in tree.values()):
-      raise ReleaseImportError(
-          f'{what} is not a Haiku tree {{module path: {{name: array}}}}.')
-    self._tree = tree
-    self._what = what
-    self._taken: set[tuple[str, str]] = set()
-
-  def has(self, module: str) -> bool:
-    return module in self._tree
-
-  def take(self, module: str, name: str) -> np.ndarray:
-    try:
-      value = self._tree[module][name]
-    except KeyError:
-      raise ReleaseImportError(
-          f'{self._what} lacks {module!r}/{name!r}, which the release '
-          'network of this config has.') from None
-    self._taken.add((module, name))
-    return np.asarray(value)
-
-  def left_over(self) -> list[str]:
-    return [f'{m}/{n}' for m, names in self._tree.items() for n in names
-            if (m, n) not in self._taken]
 
 
 def convert_variables(params: Mapping[str, Any], state: Mapping[str, Any],
@@ -120,8 +88,8 @@ def convert_variables(params: Mapping[str, Any], state: Mapping[str, Any],
   Raises:
     ReleaseImportError: naming an array that is missing or left over.
   """
-  hk_params = _HaikuTree(params, f'The params of {path}')
-  hk_state = _HaikuTree(state, f'The state of {path}')
+  hk_params = _tree(params, f'The params of {path}')
+  hk_state = _tree(state, f'The state of {path}')
   out: dict[str, Any] = {}
 
   # Haiku names a module made inside a method other than __call__
@@ -165,11 +133,12 @@ def convert_variables(params: Mapping[str, Any], state: Mapping[str, Any],
   if left:
     raise ReleaseImportError(
         f'{path} holds arrays the release network of its own config does not '
-        f'use: {_listed(left)}.')
+        f'use: {release_file.listed(left)}.')
   return {'params': out, network.COLLECTION: {'quantizer': quantizer}}
 
 
-def _convert_codebooks(hk_state: _HaikuTree, model: network.ReleaseCodec,
+def _convert_codebooks(hk_state: release_file.HaikuTree,
+                       model: network.ReleaseCodec,
                        prefix: str, path: str) -> dict[str, np.ndarray]:
   """The N `VectorQuantizerEMA` states -> stacked `ReleaseQuantizer` ones."""
   n, k = model.num_codebooks, model.codebook_size
@@ -201,7 +170,7 @@ def _convert_codebooks(hk_state: _HaikuTree, model: network.ReleaseCodec,
         stacks.setdefault(f'{flax_name}_{name}', []).append(value)
   if missing_ema:
     logging.warning('%s has no EMA statistics for %s: zeros, as Haiku starts '
-                    'them.', path, _listed(missing_ema))
+                    'them.', path, release_file.listed(missing_ema))
   stacked = {name: np.stack(values) for name, values in stacks.items()}
   for name in ('cluster_size_counter', 'dw_counter'):
     stacked[name] = stacked[name].astype(np.int32)
@@ -243,12 +212,6 @@ def check_variables(model: network.ReleaseCodec, model_config: Any,
         'counts: this configuration is not supported.')
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def _has_checkpoint(workdir: str) -> bool:
@@ -305,7 +268,7 @@ def import_release(pickle_path: str, workdir: str,
   config.model = model_config
   config.release_import = {
       'pickle': os.path.abspath(pickle_path),
-      'sha256': _sha256(pickle_path),
+      'sha256': release_file.file_sha256(pickle_path),
       'module_name': prefix,
       'inert_options': {k: release_config.full_kwargs(kwargs)[k]
                         for k in release_config.INERT_OPTIONS},
