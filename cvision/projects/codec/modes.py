@@ -21,6 +21,7 @@ import numpy as np
 
 from cvision.core import evaluation
 from cvision.core import metric_logging
+from cvision.core import trainer
 from cvision.projects.codec import baselines
 from cvision.projects.codec import code_dataset
 from cvision.projects.codec import compression_rate as cr_lib
@@ -52,6 +53,25 @@ def run_config(config: ml_collections.ConfigDict, workdir: str
   with config.unlocked():
     config.model = saved
   return config
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """`--mode=train`, with an imported release codec's own network.
+
+  Resuming an imported run (`--workdir` of `--mode=import`) or fine-tuning
+  from one (`train.init_from.workdir`) trains the release's architecture,
+  whichever preset `--config` names: the imported model fields replace the
+  preset's, as in every other mode. Any other run trains `config.model`.
+  """
+  config = run_config(config, workdir)
+  source = config.train.init_from.workdir
+  if source and not os.path.isfile(os.path.join(workdir, 'config.json')):
+    with_source_model = run_config(config, source)
+    if with_source_model is not config:
+      logging.info('Fine-tuning the release codec imported in %s.', source)
+      config = with_source_model
+  return trainer.train_and_evaluate(codec_task.build_task(config), config,
+                                    workdir)
 
 
 def load_codec(config: ml_collections.ConfigDict, workdir: str
@@ -358,5 +378,5 @@ def import_release(config: ml_collections.ConfigDict,
   return {'workdir': workdir, 'model': saved.model.to_dict()}
 
 
-MODES = {'eval': evaluate, 'encode': encode, 'decode': decode,
+MODES = {'train': train, 'eval': evaluate, 'encode': encode, 'decode': decode,
          'probe': probe_codes, 'import': import_release}

@@ -520,3 +520,28 @@ def test_the_binary_imports_and_refuses_a_pickle_from_elsewhere(tmp_path):
   assert proc.returncode == 1 and 'Traceback' not in proc.stderr
   assert 'other.pkl' in proc.stderr
   assert not os.path.exists(tmp_path / 'other' / 'config.json')
+
+
+def test_an_imported_codec_fine_tunes_and_resumes_as_the_release_network(
+    imported, data_dir, tmp_path):
+  """`--mode=train` from (and of) an imported run trains the release network
+  from its weights, whatever preset `--config` names."""
+  source, params, _ = imported
+  config = codec_configs.get_config('tiny')  # cvision's own VQ-VAE preset.
+  config.data.data_dir = data_dir
+  config.train.steps = 2
+  config.train.eval_every = 0
+  config.train.init_from.workdir = source
+  workdir = str(tmp_path / 'fine_tuned')
+  modes.MODES['train'](config, workdir)
+  tuned = frozen.load_frozen_codec(workdir, with_params=True)
+  assert tuned.model_config.architecture == 'release'
+  kernel = tuned.variables['params']['conv_0']['conv']['kernel']
+  start = params[f'{ENC}/conv_0/conv3_d']['w']
+  assert kernel.shape == start.shape
+  assert 0 < np.abs(np.asarray(kernel) - start).max() < 0.1  # Moved a little.
+  # Resuming the fine-tuned run (any preset again) goes on from step 2.
+  config.train.steps = 3
+  config.train.init_from.workdir = ''
+  modes.MODES['train'](config, workdir)
+  assert frozen.load_frozen_codec(workdir).step == 3
