@@ -120,6 +120,7 @@ def _tiny(c):
   c.eval.jpeg_qualities = (5, 50)
   c.eval.mpeg4_bitrates = (20_000, 200_000)
   c.eval.mpeg4_qscales = (31,)
+  c.eval.baseline_downscales = ()
   c.eval.h264_crfs = (40,)
   c.eval.h265_crfs = (40,)
   c.eval.av1_crfs = (55,)
@@ -189,7 +190,11 @@ def get_config(arg: str | None = None):
   # MPEG-4 at a fixed quantiser: below ~10 kbit/s its rate control gives
   # the same bytes whatever is asked (CR 125 on 16x64x64 clips), q=31 goes
   # to ~210.
-  c.eval.mpeg4_qscales = (31, 20)
+  c.eval.mpeg4_qscales = (31, 20, 10, 5)
+  # H.264 and fixed-quantiser MPEG-4 again at these fractions of the side,
+  # upscaled after decoding: how they reach the rates of the codec's stored
+  # codes, which their headers forbid at full size on small clips.
+  c.eval.baseline_downscales = (0.5,)
   c.eval.h264_crfs = (51, 45, 40, 35, 30, 25, 20)
   # H.265 and AV1 (SVT-AV1), where this PyAV build has the encoders.
   c.eval.h265_crfs = (51, 45, 40, 35, 30, 25)

@@ -288,6 +288,7 @@ def evaluate(config: ml_collections.ConfigDict,
         list(videos), jpeg_qualities=tuple(config.eval.jpeg_qualities),
         mpeg4_bitrates=tuple(config.eval.mpeg4_bitrates),
         mpeg4_qscales=tuple(config.eval.mpeg4_qscales),
+        downscales=tuple(config.eval.baseline_downscales),
         x264_crfs=tuple(config.eval.h264_crfs),
         x265_crfs=tuple(config.eval.get('h265_crfs', ())),
         av1_crfs=tuple(config.eval.get('av1_crfs', ()))))

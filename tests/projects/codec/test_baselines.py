@@ -118,6 +118,23 @@ def test_sweep_rows():
   assert rows[0]['psnr'] > rows[1]['psnr'] and rows[0]['cr'] < rows[1]['cr']
 
 
+def test_downscaled_baselines_reach_higher_rates_scored_at_full_size():
+  video = _video()
+  full, half = (list(baselines.sweep(
+      [video], jpeg_qualities=(), mpeg4_bitrates=(), x264_crfs=(30,),
+      mpeg4_qscales=(10,), downscales=downscales))
+                for downscales in ((), (0.5,)))
+  assert [(r['codec'], r['setting']) for r in half] == [
+      ('mpeg4', 'q=10'), ('libx264', 'crf=30'), ('mpeg4', 'q=10,x0.5'),
+      ('libx264', 'crf=30,x0.5')]
+  assert half[:2] == full
+  for at_full, at_half in zip(half[:2], half[2:]):
+    assert at_half['cr'] > at_full['cr'] and at_half['psnr'] < at_full['psnr']
+  recon, rate = baselines.downscaled_roundtrip(video, 0.5, 'libx264', crf=30)
+  assert recon.shape == video.shape and recon.dtype == np.uint8
+  assert rate == pytest.approx(half[3]['cr'])
+
+
 def test_mpeg4_fixed_quantiser_reaches_rates_its_rate_control_does_not():
   video = _video()
   rows = list(baselines.sweep([video], jpeg_qualities=(),
