@@ -282,6 +282,7 @@ def test_full_first_conv_keeps_shapes_with_one_7x7x7_kernel():
     s3d.StemConfig(conv1_kernel=(3, 3))
 
 
+@pytest.mark.slow  # Trains two stems: ~1.5 min on 2 cores.
 def test_full_first_conv_can_tell_the_direction_of_a_shift():
   """One linear filter over (t, x) responds to rightward, not leftward motion.
 

@@ -107,6 +107,15 @@ def _pad_even(video: np.ndarray) -> np.ndarray:
 
 def _encoder_options(codec: str, bitrate: Optional[int], crf: Optional[float],
                      qscale: Optional[int]) -> dict[str, str]:
+  options = _rate_options(codec, bitrate, crf, qscale)
+  if codec == 'libx265':
+    # x265 prints its build banner to stderr on every encode otherwise.
+    options['x265-params'] = 'log-level=error'
+  return options
+
+
+def _rate_options(codec: str, bitrate: Optional[int], crf: Optional[float],
+                  qscale: Optional[int]) -> dict[str, str]:
   settings = [s is not None for s in (bitrate, crf, qscale)]
   if sum(settings) != 1:
     raise ValueError('set exactly one of bitrate, crf, qscale; got '

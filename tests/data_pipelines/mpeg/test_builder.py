@@ -14,10 +14,8 @@ from data_pipelines.builders import mpeg_gops
 from data_pipelines.generated import moving_digits as md
 from data_pipelines.mpeg import accumulate
 from data_pipelines.mpeg.errors import MpegExtractionError
+from tests.conftest import REPO_ROOT as _REPO_ROOT
 from tests.data_pipelines import bad_videos
-
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 
 
 def test_tiny_dataset_features(mpeg_data_dir):

@@ -26,6 +26,7 @@ def tiny_cm_run(tmp_path_factory, data_dir):
   return workdir
 
 
+@pytest.mark.slow  # Trains a CM run first: ~1.5 min on 2 cores.
 def test_probe_reads_the_backbone_of_a_cm_run(tiny_cm_run, data_dir):
   workdir = tiny_cm_run
   proc = _probe(f'--workdir={workdir}', f'--data_dir={data_dir}',
@@ -52,6 +53,7 @@ def test_probe_names_a_run_without_an_rgb_s3d(tiny_codec_run, data_dir):
   assert tiny_codec_run in proc.stderr and "'codec' run" in proc.stderr
 
 
+@pytest.mark.slow  # Trains a CM run first: ~1.5 min on 2 cores.
 def test_probe_names_a_clip_longer_than_the_videos(tiny_cm_run, data_dir):
   proc = _probe(f'--workdir={tiny_cm_run}', f'--data_dir={data_dir}',
                 '--dataset_config=tiny', '--clip_frames=9')

@@ -93,6 +93,7 @@ def _task(strategy, **cm):
   return task_lib.build_task(config)
 
 
+@pytest.mark.slow  # float64 at -O0: ~2 min on 2 cores.
 def test_batch_reduction_and_multi_iteration_agree():
   # In float64: in float32 the two differ by float reassociation (vmapped
   # against scanned convolutions), which batch norm over a few videos of
