@@ -194,7 +194,7 @@ def get_config(arg: str | None = None):
   # H.264 and fixed-quantiser MPEG-4 again at these fractions of the side,
   # upscaled after decoding: how they reach the rates of the codec's stored
   # codes, which their headers forbid at full size on small clips.
-  c.eval.baseline_downscales = (0.5,)
+  c.eval.baseline_downscales = (0.5, 0.25)
   c.eval.h264_crfs = (51, 45, 40, 35, 30, 25, 20)
   # H.265 and AV1 (SVT-AV1), where this PyAV build has the encoders.
   c.eval.h265_crfs = (51, 45, 40, 35, 30, 25)
