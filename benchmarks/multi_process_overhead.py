@@ -7,7 +7,6 @@ one machine, not a speed anyone would train at.
 
   python benchmarks/multi_process_overhead.py --steps=60 --repeats=2
 """
-import json
 import os
 import statistics
 import sys
@@ -18,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from benchmarks import rounds
 from cvision.core import local_cluster
 
 _STEPS = flags.DEFINE_integer('steps', 60, 'Train steps per run.')
@@ -26,14 +26,6 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Holds (or gets) the tiny '
                                 'moving-digits dataset; default: a temp dir.')
 _CONFIG = 'experiments/configs/autoencoder.py:tiny'
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _steps_per_s(workdir):
-  """Median steps/s over the log intervals after the first (compiles)."""
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    rows = [json.loads(line) for line in f]
-  rates = [r['steps_per_sec'] for r in rows if r['split'] == 'train'][1:]
-  return statistics.median(rates)
 
 
 def _run(processes, devices, workdir, data_dir):
@@ -50,7 +42,7 @@ def _run(processes, devices, workdir, data_dir):
   if not result.ok:
     raise RuntimeError(f'{processes}x{devices} failed:\n'
                        f'{result.logs[0][-3000:]}')
-  return _steps_per_s(workdir)
+  return rounds.loop_steps_per_s(workdir)
 
 
 def main(argv):

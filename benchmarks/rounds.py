@@ -13,6 +13,7 @@ floating-point operations), which do not depend on the load.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -86,3 +87,11 @@ def gflop(executable) -> float:
   if isinstance(cost, (list, tuple)):  # Older JAX: one dict per program.
     cost = cost[0] if cost else {}
   return float((cost or {}).get('flops', float('nan'))) / 1e9
+
+
+def loop_steps_per_s(workdir: str) -> float:
+  """Median steps/s of a run's log intervals after the first (compiles)."""
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = [json.loads(line) for line in f]
+  rates = [r['steps_per_sec'] for r in rows if r['split'] == 'train'][1:]
+  return statistics.median(rates)

@@ -153,7 +153,10 @@ def _train_loop(run: run_setup.Setup, step_fn, eval_fn, batches, logger,
   """Steps from `start_step` to `train.steps`: log, save, evaluate."""
   config, train_cfg = run.config, run.config.train
   total_steps = train_cfg.steps
-  in_flight = max(1, train_cfg.max_steps_in_flight)
+  in_flight = train_cfg.max_steps_in_flight
+  if in_flight < 0:
+    raise ValueError('train.max_steps_in_flight must be >= 0 (0 = wait for '
+                     f'every step), got {in_flight}.')
   result = {'step': start_step, 'train': {}, 'eval': {}, 'preempted': False}
   if start_step >= total_steps:
     logging.info('Already trained to step %d (train.steps=%d).', start_step,
@@ -183,7 +186,11 @@ def _train_loop(run: run_setup.Setup, step_fn, eval_fn, batches, logger,
       run.state, metrics = step_fn(run.state, next(batches))
       pending.append((step, metrics))
       unchecked.append((step, metrics))
-      if len(pending) > in_flight:
+      if not in_flight:
+        # Synchronous (debugging, and the benchmark's baseline): the host
+        # waits for each step's metrics before dispatching the next.
+        jax.block_until_ready(metrics)
+      elif len(pending) > in_flight:
         # Async dispatch lets the host run up to `log_every` steps ahead of
         # the device: a SIGTERM would then wait for all of them before the
         # checkpoint (minutes for slow steps), and their batches would pile

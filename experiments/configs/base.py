@@ -71,7 +71,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.grad_accum_steps = 1
   c.train.compute_dtype = 'float32'  # float32 | bfloat16
   # Steps dispatched before the host waits for the oldest one: more overlap
-  # host and device; fewer keep a SIGTERM's checkpoint prompt.
+  # host and device; fewer keep a SIGTERM's checkpoint prompt; 0 waits for
+  # every step (synchronous: a failing step surfaces where it happens).
   c.train.max_steps_in_flight = 1
   # Stage-wise training: start (when the workdir has no checkpoint yet) from
   # another run's parameters, matched by path and shape; fresh optimizer.

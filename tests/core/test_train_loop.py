@@ -5,6 +5,7 @@ import signal
 import types
 
 import ml_collections
+import pytest
 
 from cvision.core import evaluation
 from cvision.core import trainer
@@ -94,6 +95,35 @@ def test_the_host_waits_for_the_previous_step_before_dispatching_more(
   # Step k is dispatched only once step k-2 is done: one step in flight.
   for k in range(3, 7):
     assert log.index(('wait', k - 2)) < log.index(('dispatch', k))
+
+
+def test_steps_in_flight_sets_how_far_dispatch_runs_ahead(monkeypatch):
+  monkeypatch.setattr(evaluation, 'evaluate_split',
+                      lambda *a, **k: {'loss': 0.0})
+  for in_flight in (0, 3):
+    log = []
+
+    def step_fn(state, batch, log=log):
+      del batch
+      log.append(('dispatch', state + 1))
+      return state + 1, {'loss': _Metric(1.0, state + 1, log)}
+
+    run = _run(steps=8)
+    run.config.train.max_steps_in_flight = in_flight
+    assert _loop(run, step_fn, log)['step'] == 8
+    for k in range(in_flight + 2, 9):
+      # 0: step k-1 is done before step k is dispatched (synchronous).
+      waited = log.index(('wait', k - in_flight - 1))
+      assert waited < log.index(('dispatch', k)), (in_flight, k)
+      if in_flight:  # ...and no earlier than needed.
+        assert waited > log.index(('dispatch', k - 1)), (in_flight, k)
+
+
+def test_negative_steps_in_flight_is_refused_naming_the_field():
+  run = _run(steps=2)
+  run.config.train.max_steps_in_flight = -1
+  with pytest.raises(ValueError, match=r'train\.max_steps_in_flight'):
+    _loop(run, lambda state, batch: (state + 1, {}), [])
 
 
 def test_sigterm_stops_after_the_current_step_with_a_forced_checkpoint():
