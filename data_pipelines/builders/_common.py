@@ -5,6 +5,7 @@ import inspect
 import itertools
 import os
 import tempfile
+import time
 
 from absl import logging
 from etils import epath
@@ -18,6 +19,7 @@ class LocalBuilderMixin:
   - `code_path`: TFDS 4.9.10 resolves the code path of a builder that lives in
     a package through `importlib_resources`, a package it does not install;
     the source file found by `inspect` is the same path without it.
+  - `_download_and_prepare`: records `build_seconds` in `info.metadata`.
   - `download_and_prepare`: TFDS creates `<data_dir>/downloads` even when
     nothing is downloaded; a temporary download dir keeps `data_dir` to
     datasets only. When generation fails, TFDS deletes its `incomplete.*`
@@ -35,6 +37,16 @@ class LocalBuilderMixin:
       return epath.Path(inspect.getfile(cls))
     except (TypeError, OSError):  # Defined interactively.
       return None
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    # The one-off cost of the dataset, kept in its metadata where it has one
+    # (TFDS writes the info after this returns); the three-route table
+    # reads it.
+    start = time.perf_counter()
+    result = super()._download_and_prepare(dl_manager, download_config)
+    if self.info.metadata is not None:
+      self.info.metadata['build_seconds'] = time.perf_counter() - start
+    return result
 
   def download_and_prepare(self, *, download_dir=None, **kwargs):
     """As `tfds.core.DatasetBuilder.download_and_prepare`."""

@@ -37,6 +37,10 @@ Features (G GOPs of an I-frame and P = 11 P-frames):
 Configs (train/validation/test):
   small   24 frames = 2 GOPs of 64x64, 1024/128/256 (the CPU preset)
   tiny    12 frames = 1 GOP of 32x32, 16/8/8 (tests)
+  moving_digits_small, moving_digits_tiny: the very videos (same generator,
+          seeds and splits) of `moving_digits/small` (16 frames of 64x64,
+          1024/256/256) and `/tiny` (8 of 32x32, 64/16/16), one GOP each:
+          the MPEG route of the three-route comparison
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders import _common
+from data_pipelines.builders import moving_digits
 from data_pipelines.builders import video_folder
 from data_pipelines.generated import moving_digits as md
 from data_pipelines.mpeg import encoding
@@ -147,6 +152,17 @@ class MpegGops(_common.LocalBuilderMixin, tfds.core.GeneratorBasedBuilder):
           name='tiny', description='1 GOP of 32x32; for tests.',
           generator=md.MovingDigitsConfig(num_frames=12, height=32, width=32),
           splits=(('train', 16, 1), ('validation', 8, 2), ('test', 8, 3))),
+  ] + [
+      # The three-route comparison needs the videos the other routes read:
+      # moving_digits' own generator and splits, one GOP per video.
+      MpegGopsConfig(
+          name=f'moving_digits_{source.name}',
+          description=(f'The videos of moving_digits/{source.name}, one GOP '
+                       f'of {source.generator.num_frames} frames.'),
+          generator=source.generator,
+          gop_size=source.generator.num_frames, splits=source.splits)
+      for source in moving_digits.MovingDigits.BUILDER_CONFIGS
+      if source.name in ('small', 'tiny')
   ]
   DEFAULT_BUILDER_CONFIG_NAME = 'small'
 

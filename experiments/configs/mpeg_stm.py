@@ -30,6 +30,9 @@ One preset per ablation row (comma-combinable, e.g. `tiny,i_only`):
 | cross           | per-modality encoders attending to the others (Tab. 4b)  |
 | unified         | one encoder over all tokens (Tab. 4b; the default)       |
 | tiny            | tests: 1 GOP of 32x32, width 16, 2 steps                 |
+| same_videos     | data: `mpeg_gops/moving_digits_small` (`_tiny` with      |
+|                 | tiny), the videos of `moving_digits/small` (/tiny), one  |
+|                 | GOP each: the MPEG route of experiments/three_routes.py  |
 
 Defaults (the CPU preset): `mpeg_gops/small` (1024 training videos of 2
 GOPs of 64x64, 8 motion classes), embedding 64, 2 encoder blocks, STMs of
@@ -66,6 +69,16 @@ def _tiny(c):
   c.eval.num_batches = 2
 
 
+def _same_videos(c):
+  # The three-route comparison: the very videos of moving_digits/small (or
+  # /tiny after `tiny`), one GOP of 16 (8) frames each.
+  size = 'tiny' if c.data.builder_kwargs.config == 'tiny' else 'small'
+  c.data.builder_kwargs.config = f'moving_digits_{size}'
+
+
+# Data presets: not ablation rows, so not in `c.experiment`.
+_DATA_PRESETS = ('tiny', 'same_videos')
+
 PRESETS = {
     'all': _model(modalities=('i', 'mv', 'r')),
     'i_only': _model(modalities=('i',)),
@@ -79,6 +92,7 @@ PRESETS = {
     'cross': _model(encoder='cross'),
     'unified': _model(encoder='unified'),
     'tiny': _tiny,
+    'same_videos': _same_videos,
 }
 
 
@@ -86,7 +100,8 @@ def get_config(arg: str | None = None):
   c = base.get_base_config()
   c.task = 'mpeg_stm'
   presets = base.parse_presets(arg, PRESETS)
-  c.experiment = ','.join(p for p in presets if p != 'tiny') or 'all'
+  c.experiment = ','.join(p for p in presets
+                          if p not in _DATA_PRESETS) or 'all'
 
   c.data.name = 'mpeg_gops'
   c.data.builder_kwargs.config = 'small'
@@ -140,6 +155,7 @@ def get_config(arg: str | None = None):
 
   c.eval.split = 'test'
 
-  for preset in presets:
+  # `same_videos` last: it follows the size `tiny` picks, in any order.
+  for preset in sorted(presets, key=lambda p: p == 'same_videos'):
     PRESETS[preset](c)
   return c

@@ -68,6 +68,8 @@ def runs(tmp_path):
                   {'train': (8, 1600), 'test': (2, 400)})
   codec = str(tmp_path / 'codec')
   _write(os.path.join(codes, 'metadata.json'), {'codec_workdir': codec})
+  _write(os.path.join(codes, 'encode_summary.json'), {'encode_seconds': 5.0})
+  _write(os.path.join(mpeg, 'metadata.json'), {'build_seconds': 7.0})
   # Codec loop: 100 steps at 10/s then 100 at 20/s = 15 s.
   _write(os.path.join(codec, 'metrics.jsonl'), ''.join(
       json.dumps({'step': s, 'split': 'train', 'steps_per_sec': r}) + '\n'
@@ -127,14 +129,22 @@ def test_rows_hold_the_runs_recorded_values(runs):
   assert cm_row['train_step_s'] == pytest.approx(2.0)
   assert 'one logged interval: compile included' in cm_row['notes']
   assert 'input rate not measured' in cm_row['notes']
-  # The codec named by the code dataset's metadata, 15 s of its loop.
+  # The codec named by the code dataset's metadata: 15 s of its loop, and
+  # the 5 s its --mode=encode recorded.
+  assert cm_row['build_s'] == pytest.approx(20.0)
+  assert 'build: codec training 15 s + encoding 5 s' in cm_row['notes']
+  os.remove(os.path.join(cm_row['dataset_dir'], 'encode_summary.json'))
+  cm_row = three_routes.gather_run(cm, 'test')
   assert cm_row['build_s'] == pytest.approx(15.0)
+  assert ('build: codec training only, encoding not recorded'
+          in cm_row['notes'])
 
   stm_row = three_routes.gather_run(stm, 'test')
   assert stm_row['route'] == 'mpeg' and stm_row['top1'] == {'1': 0.25}
   assert stm_row['payload_bytes_per_video'] == 200
   assert stm_row['bytes_per_video'] == disk['mpeg']
   assert stm_row['energy_j'] == 3.5e-5
+  assert stm_row['build_s'] == 7.0  # The mpeg_gops build's own record.
   assert stm_row['train_step_s'] is None
   assert 'no metrics.jsonl' in stm_row['notes']
 
@@ -152,10 +162,10 @@ def test_table_json_and_plot_are_written(runs, tmp_path):
       '123.4 | 250.0 | - | - |')
   assert lines[3].startswith(
       f"| cm_codes | neural codes | S3D + CM | - | 75.0 | {disk['codes']:,.0f} "
-      '| 50 | - | 2000.0 | - | 15 |')
+      '| 50 | - | 2000.0 | - | 20 |')
   assert lines[4].startswith(
       f"| mpeg | MPEG stream | STM | 25.0 | - | {disk['mpeg']:,.0f} | 200 | - "
-      '| - | 35.0 | - |')
+      '| - | 35.0 | 7 |')
   with open(os.path.join(out, 'three_routes_test.md')) as f:
     assert f.read() == result['table'] + '\n'
   with open(os.path.join(out, 'three_routes_test.json')) as f:

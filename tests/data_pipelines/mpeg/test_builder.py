@@ -169,3 +169,29 @@ def test_command_line_on_decode_error_for_a_folder(tmp_path):
   assert result.returncode != 0
   assert "cut.mp4" in result.stderr and "on_decode_error='fail'" in (
       result.stderr)
+
+
+def test_moving_digits_configs_hold_the_very_videos_of_moving_digits(
+    tmp_path):
+  from data_pipelines import build  # pylint: disable=g-import-not-at-top
+  gops = mpeg_gops.build(tmp_path, 'moving_digits_tiny')
+  pixels = build.build_dataset('moving_digits', tmp_path, config='tiny')
+  assert {k: v.num_examples for k, v in gops.info.splits.items()} == {
+      k: v.num_examples for k, v in pixels.info.splits.items()} == {
+          'train': 64, 'validation': 16, 'test': 16}
+  g, v = gops.as_data_source('test'), pixels.as_data_source('test')
+  # One GOP of all 8 frames: an I-frame and 7 P-frames.
+  assert g[0]['i_frames'].shape == (1, 32, 32, 3)
+  assert g[0]['motion_vectors'].shape == (1, 7, 32, 32, 2)
+  assert [int(g[i]['label']) for i in range(16)] == [
+      int(v[i]['label']) for i in range(16)]
+  error = lambda a, b: np.abs(a.astype(int) - b.astype(int)).mean()
+  for i in range(16):
+    # Each I-frame is its video's first frame up to MPEG-4's loss, far
+    # closer than to the next video's.
+    own = error(g[i]['i_frames'][0], v[i]['video'][0])
+    other = error(g[i]['i_frames'][0], v[(i + 1) % 16]['video'][0])
+    assert own < 10 and own < other / 3, (i, own, other)
+  # The one-off cost of the build, for the three-route table.
+  assert gops.info.metadata['build_seconds'] > 0
+  assert gops.info.metadata['gop_size'] == 8

@@ -1,4 +1,5 @@
 """The mpeg_stm task and config presets, on the tiny GOP dataset."""
+import json
 import os
 
 import jax
@@ -63,6 +64,20 @@ def test_bad_model_field_is_named(mpeg_data_dir):
   config.model.stm_channels = 3
   with pytest.raises(ValueError, match='stm_channels'):
     mpeg_stm.build_task(config)
+
+
+def test_same_videos_trains_and_evaluates_on_moving_digits_videos(tmp_path):
+  config = 'experiments/configs/mpeg_stm.py:same_videos,tiny'
+  run = str(tmp_path / 'run')
+  data_dir = str(tmp_path / 'data')
+  run_main(main_args(config, run, data_dir))
+  run_main(main_args(config, run, data_dir, '--mode=eval',
+                     '--config.eval.num_batches=0'))
+  with open(os.path.join(run, 'eval', 'mpeg_stm_test.json')) as f:
+    result = json.load(f)
+  assert result['num_videos'] == 16  # moving_digits/tiny's test split.
+  assert os.path.isdir(os.path.join(data_dir, 'mpeg_gops',
+                                    'moving_digits_tiny', '1.0.0'))
 
 
 @pytest.mark.slow
