@@ -42,7 +42,6 @@ def test_dataset_dir_follows_data_dir(mpeg_data_dir):
 def test_loss_on_a_real_batch(mpeg_data_dir):
   config = _config('tiny', mpeg_data_dir)
   task = mpeg_stm.build_task(config)
-  from cvision.core import input_pipeline  # pylint: disable=g-import-not-at-top
   source = sources.load_source(config.data, 'train')
   batch = {k: np.stack([source[i][k] for i in range(2)])
            for k in task.input_keys}
